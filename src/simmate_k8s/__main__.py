@@ -1,0 +1,3 @@
+from simmate_k8s.cli import main
+
+main()
