@@ -1,0 +1,245 @@
+{{/* ---------------------------------------------------------------- names */}}
+
+{{- define "simmate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart>, or just <release> when it already contains the chart name. */}}
+{{- define "simmate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of a component's objects: (dict "root" $ "component" "hasura") -> <fullname>-hasura */}}
+{{- define "simmate.componentName" -}}
+{{- printf "%s-%s" (include "simmate.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "simmate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- labels */}}
+
+{{/* Selector labels: name + instance + component only. Call with (dict "root" $ "component" "x"). */}}
+{{- define "simmate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "simmate.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Every object's labels. Call with (dict "root" $ "component" "x"). */}}
+{{- define "simmate.labels" -}}
+{{ include "simmate.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: simmate
+helm.sh/chart: {{ include "simmate.chart" .root }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Metadata block of an object: (dict "root" $ "component" "x" "name" "optional-name") */}}
+{{- define "simmate.metadata" -}}
+name: {{ .name | default (include "simmate.componentName" .) }}
+namespace: {{ .root.Release.Namespace }}
+labels:
+  {{- include "simmate.labels" . | nindent 2 }}
+{{- end }}
+
+{{/* Pods that may reach the bundled postgres carry this label (see networkpolicy.yaml). */}}
+{{- define "simmate.postgresqlClientLabel" -}}
+simmate-k8s.io/postgresql-client: "true"
+{{- end }}
+
+{{/* Pods that may reach hasura carry this label. */}}
+{{- define "simmate.hasuraClientLabel" -}}
+simmate-k8s.io/hasura-client: "true"
+{{- end }}
+
+{{/* ---------------------------------------------------------------- images */}}
+
+{{/* (dict "image" .Values.x.image "tag" "default-tag") -> repository:tag + pull policy lines */}}
+{{- define "simmate.image" -}}
+image: {{ printf "%s:%s" .image.repository (.image.tag | default .tag) | quote }}
+imagePullPolicy: {{ .image.pullPolicy }}
+{{- end }}
+
+{{- define "simmate.projectImage" -}}
+{{ include "simmate.image" (dict "image" .Values.image "tag" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "simmate.prefectImage" -}}
+{{ include "simmate.image" (dict "image" .image "tag" .root.Values.prefectServer.version) }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- security */}}
+
+{{/* Pod-level settings shared by every pod: (dict "root" $ "uid" 1000 "placement" .Values.x) */}}
+{{- define "simmate.podSpec" -}}
+automountServiceAccountToken: false
+securityContext:
+  runAsNonRoot: true
+  runAsUser: {{ .uid }}
+  runAsGroup: {{ .uid }}
+  fsGroup: {{ .uid }}
+  seccompProfile:
+    type: RuntimeDefault
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- with .placement }}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- range . }}
+  - {{- with .key }} key: {{ . | quote }}{{ end }}
+    operator: {{ .operator }}
+    {{- with .value }}
+    value: {{ . | quote }}
+    {{- end }}
+    {{- with .effect }}
+    effect: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Container-level settings shared by every container. */}}
+{{- define "simmate.containerSecurityContext" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  privileged: false
+  capabilities:
+    drop: ["ALL"]
+{{- end }}
+
+{{/* resources block from a {requests, limits} value */}}
+{{- define "simmate.resources" -}}
+resources:
+  requests:
+    cpu: {{ .requests.cpu | quote }}
+    memory: {{ .requests.memory | quote }}
+  limits:
+    cpu: {{ .limits.cpu | quote }}
+    memory: {{ .limits.memory | quote }}
+{{- end }}
+
+{{/* The writable scratch space every container gets: /tmp (also HOME). */}}
+{{- define "simmate.tmpMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{- define "simmate.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 1Gi
+{{- end }}
+
+{{/* ---------------------------------------------------------------- addresses and secrets */}}
+
+{{- define "simmate.apiUrl" -}}
+{{- if .Values.agent.apiUrl }}
+{{- .Values.agent.apiUrl }}
+{{- else }}
+{{- printf "http://%s.%s.svc:4200/graphql" (include "simmate.componentName" (dict "root" . "component" "apollo")) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{- define "simmate.daskAddress" -}}
+{{- printf "tcp://%s.%s.svc:8786" (include "simmate.componentName" (dict "root" . "component" "dask-scheduler")) .Release.Namespace }}
+{{- end }}
+
+{{/* Env of every container talking to Prefect Server v1. */}}
+{{- define "simmate.prefectClientEnv" -}}
+- name: PREFECT__BACKEND
+  value: server
+- name: PREFECT__CLOUD__API
+  value: {{ include "simmate.apiUrl" . | quote }}
+- name: PREFECT__SERVER__ENDPOINT
+  value: {{ include "simmate.apiUrl" . | quote }}
+- name: HOME
+  value: /tmp
+{{- end }}
+
+{{- define "simmate.resultsSecretName" -}}
+{{- .Values.results.existingSecret | default (include "simmate.componentName" (dict "root" . "component" "results-db")) }}
+{{- end }}
+
+{{/* Env for the results database (dask workers, flow-run Jobs, tests). */}}
+{{- define "simmate.resultsEnv" -}}
+- name: SIMMATE_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "simmate.resultsSecretName" . }}
+      key: {{ .Values.results.key }}
+- name: SIMMATE_DB_CONNECT_TIMEOUT
+  value: {{ .Values.results.connectTimeout | quote }}
+{{- end }}
+
+{{- define "simmate.hasuraSecretName" -}}
+{{- .Values.prefectServer.hasura.adminSecret.existingSecret | default (include "simmate.componentName" (dict "root" . "component" "hasura")) }}
+{{- end }}
+
+{{- define "simmate.hasuraEnv" -}}
+- name: PREFECT_SERVER__HASURA__HOST
+  value: {{ include "simmate.componentName" (dict "root" . "component" "hasura") }}
+- name: PREFECT_SERVER__HASURA__PORT
+  value: "3000"
+- name: PREFECT_SERVER__HASURA__ADMIN_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "simmate.hasuraSecretName" . }}
+      key: {{ .Values.prefectServer.hasura.adminSecret.key }}
+{{- end }}
+
+{{/* Prefect's database: password from a Secret, URL assembled by Kubernetes env expansion.
+     Call with (dict "root" $ "name" "ENV_NAME_OF_THE_URL"). */}}
+{{- define "simmate.prefectDbEnv" -}}
+{{- $v := .root.Values }}
+{{- if $v.postgresql.enabled }}
+- name: PREFECT_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.postgresql.existingSecret | default (include "simmate.componentName" (dict "root" .root "component" "postgresql")) }}
+      key: {{ $v.postgresql.passwordKey }}
+- name: {{ .name }}
+  value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:5432/%s" $v.postgresql.username (include "simmate.componentName" (dict "root" .root "component" "postgresql")) $v.postgresql.database | quote }}
+{{- else }}
+{{- $e := $v.externalDatabase }}
+- name: PREFECT_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $e.existingSecret }}
+      key: {{ $e.passwordKey }}
+- name: {{ .name }}
+  value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:%d/%s?sslmode=%s" $e.user $e.host (int $e.port) $e.database $e.sslmode | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Extra env from a {name: value} map */}}
+{{- define "simmate.extraEnv" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end }}

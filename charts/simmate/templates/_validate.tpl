@@ -1,0 +1,54 @@
+{{/* Rules across keys, in the same words as simmate_k8s.values.model.combination_problems.
+     The JSON schema checks types and unknown keys; this checks combinations. All problems are
+     reported together in one message. */}}
+{{- define "simmate.validateValues" -}}
+{{- $v := .Values }}
+{{- $ps := $v.prefectServer }}
+{{- $pg := $v.postgresql }}
+{{- $ext := $v.externalDatabase }}
+{{- $problems := list }}
+{{- if and $pg.enabled $ext.host }}
+{{- $problems = append $problems "postgresql.enabled and externalDatabase.host are both set: choose one" }}
+{{- end }}
+{{- if and $ps.enabled (not $pg.enabled) (not $ext.host) }}
+{{- $problems = append $problems "prefectServer needs a database: enable postgresql or set externalDatabase.host" }}
+{{- end }}
+{{- if and $ext.host (not $ext.existingSecret) }}
+{{- $problems = append $problems "externalDatabase.host needs externalDatabase.existingSecret (the password)" }}
+{{- end }}
+{{- if and (or $v.dask.enabled $v.agent.enabled) (not $pg.enabled) (not $v.results.existingSecret) }}
+{{- $problems = append $problems "the results DB needs postgresql.enabled or results.existingSecret" }}
+{{- end }}
+{{- if gt (int $v.dask.autoscaler.minimum) (int $v.dask.autoscaler.maximum) }}
+{{- $problems = append $problems "dask.autoscaler.minimum is larger than dask.autoscaler.maximum" }}
+{{- end }}
+{{- if and $v.agent.enabled (not $ps.enabled) (not $v.agent.apiUrl) }}
+{{- $problems = append $problems "agent.enabled without prefectServer.enabled needs agent.apiUrl" }}
+{{- end }}
+{{- if and $pg.enabled $pg.existingSecret (not $v.results.existingSecret) }}
+{{- $problems = append $problems "postgresql.existingSecret needs results.existingSecret (the results URL)" }}
+{{- end }}
+{{- if not (hasKey $v.agent.jobPresets "default") }}
+{{- $problems = append $problems "agent.jobPresets must contain `default`" }}
+{{- end }}
+{{- range $name, $_ := $v.agent.jobPresets }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$" $name) }}
+{{- $problems = append $problems "agent.jobPresets names must be DNS labels (a-z, 0-9, -)" }}
+{{- end }}
+{{- end }}
+{{- $groups := list }}
+{{- range $v.dask.workerGroups }}{{ $groups = append $groups .name }}{{ end }}
+{{- if or (ne (len $groups) (len (uniq $groups))) (has "default" $groups) }}
+{{- $problems = append $problems "dask.workerGroups names must be unique and not `default`" }}
+{{- end }}
+{{- if and $ps.ingress.enabled (not $ps.ingress.host) }}
+{{- $problems = append $problems "prefectServer.ingress.enabled needs prefectServer.ingress.host" }}
+{{- end }}
+{{- if and $ps.ingress.basicAuth.enabled (not $ps.ingress.basicAuth.existingSecret) }}
+{{- $problems = append $problems "prefectServer.ingress.basicAuth.enabled needs basicAuth.existingSecret" }}
+{{- end }}
+{{- $problems = uniq $problems }}
+{{- if $problems }}
+{{- fail (printf "\n\nsimmate: invalid values (%d problem(s)):\n  - %s\n" (len $problems) (join "\n  - " $problems)) }}
+{{- end }}
+{{- end }}

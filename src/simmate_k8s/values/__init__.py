@@ -1,0 +1,6 @@
+"""The Helm values of ``charts/simmate``: one pydantic model, target profiles, render and schema.
+
+``model.ChartValues`` is the source of truth: it writes ``charts/simmate/values.schema.json``
+(``python -m simmate_k8s.values.schema``), validates ``values.yaml`` in the tests and backs
+``simmate-k8s values --profile ...``.
+"""

@@ -1,0 +1,84 @@
+"""The Prefect Kubernetes agent, its RBAC and the flow-run Job templates."""
+
+from tests.chart.helpers import find, job_templates, kinds, render_chart
+
+
+def test_agent_command_and_api(default_docs):
+    agent = find(default_docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
+    assert agent["args"][:4] == ["prefect", "agent", "kubernetes", "start"]
+    assert "/etc/simmate/job-templates/default.yaml" in agent["args"]
+    assert agent["args"][-2:] == ["--label", "simmate"]
+    env = {e["name"]: e.get("value") for e in agent["env"]}
+    assert env["PREFECT__CLOUD__API"] == "http://rel-simmate-apollo.sim.svc:4200/graphql"
+    assert env["PREFECT__BACKEND"] == "server"
+    assert agent["livenessProbe"]["httpGet"]["path"] == "/api/health"
+
+
+def test_role_holds_only_what_the_agent_needs(default_docs):
+    role = find(default_docs, "Role", "-agent")
+    resources = sorted(r for rule in role["rules"] for r in rule["resources"])
+    assert resources == ["events", "jobs", "pods", "pods/log"]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert "*" not in verbs and not {"update", "patch", "escalate", "bind"} & verbs
+    binding = find(default_docs, "RoleBinding", "-agent")
+    assert (
+        binding["subjects"][0]["name"]
+        == find(default_docs, "ServiceAccount", "-agent")["metadata"]["name"]
+    )
+    assert "ClusterRole" not in kinds(render_chart({"daskOperator": {"enabled": False}}))
+
+
+def test_one_job_template_per_preset(default_docs):
+    templates = job_templates(default_docs)
+    assert set(templates) == {"default.yaml", "small.yaml", "large.yaml"}
+    large = templates["large.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert large["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+    env = {e["name"]: e for e in large["env"]}
+    assert env["SIMMATE_DASK_ADDRESS"]["value"] == "tcp://rel-simmate-dask-scheduler.sim.svc:8786"
+    assert (
+        env["SIMMATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rel-simmate-results-db"
+    )
+    assert large["image"] == "simmate-k8s:0.1.0"
+
+
+def test_custom_preset_with_placement():
+    docs = render_chart(
+        {
+            "agent": {
+                "jobPresets": {
+                    "gpu": {
+                        "resources": {
+                            "requests": {"cpu": "1", "memory": "1Gi"},
+                            "limits": {"cpu": "1", "memory": "1Gi"},
+                        },
+                        "nodeSelector": {"gpu": "yes"},
+                    }
+                }
+            }
+        }
+    )
+    pod = job_templates(docs)["gpu.yaml"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu": "yes"}
+
+
+def test_helm_test_pod_submits_the_smoke_flow(default_docs):
+    pod = find(default_docs, "Pod", "-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert (
+        pod["spec"]["containers"][0]["args"][-1]
+        == "simmate-k8s register && simmate-k8s submit smoke --watch"
+    )
+    assert "Pod" not in kinds(render_chart({"tests": {"enabled": False}}))
+
+
+def test_agent_can_be_switched_off():
+    docs = render_chart({"agent": {"enabled": False}})
+    assert not [d for d in docs if d["metadata"]["name"].endswith(("-agent", "-job-templates"))]
+
+
+def test_project_image_is_pinned_never_latest():
+    docs = render_chart(
+        {"image": {"repository": "registry.example.com/simmate-k8s", "tag": "0.1.1"}}
+    )
+    agent = find(docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
+    assert agent["image"] == "registry.example.com/simmate-k8s:0.1.1"

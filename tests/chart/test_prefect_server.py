@@ -1,0 +1,264 @@
+"""Prefect Server v1: images, hasura secret wiring, migration hook, probes, ingress, databases."""
+
+import jmespath
+import pytest
+
+from tests.chart.helpers import find, kinds, render_chart
+
+
+def env(container):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def container(doc):
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize(
+    "component, image",
+    [
+        ("hasura", "hasura/graphql-engine:v2.1.1"),
+        ("graphql", "prefecthq/server:core-1.4.1"),
+        ("towel", "prefecthq/server:core-1.4.1"),
+        ("apollo", "prefecthq/apollo:core-1.4.1"),
+        ("ui", "prefecthq/ui:core-1.4.1"),
+    ],
+)
+def test_pinned_images(default_docs, component, image):
+    assert container(find(default_docs, "Deployment", f"-{component}"))["image"] == image
+
+
+def test_one_version_knob_with_per_component_override():
+    docs = render_chart(
+        {"prefectServer": {"version": "core-1.4.0", "ui": {"image": {"tag": "core-1.3.0"}}}}
+    )
+    assert container(find(docs, "Deployment", "-apollo"))["image"].endswith(":core-1.4.0")
+    assert container(find(docs, "Deployment", "-ui"))["image"].endswith(":core-1.3.0")
+
+
+@pytest.mark.parametrize("component", ["graphql", "towel"])
+def test_admin_secret_reaches_graphql_and_towel(default_docs, component):
+    ref = env(container(find(default_docs, "Deployment", f"-{component}")))[
+        "PREFECT_SERVER__HASURA__ADMIN_SECRET"
+    ]
+    assert ref["secretKeyRef"] == {"name": "rel-simmate-hasura", "key": "admin-secret"}
+
+
+def test_admin_secret_is_set_in_hasura(default_docs):
+    variables = env(container(find(default_docs, "Deployment", "-hasura")))
+    assert variables["HASURA_GRAPHQL_ADMIN_SECRET"]["secretKeyRef"]["name"] == "rel-simmate-hasura"
+    assert (
+        "$(PREFECT_DB_PASSWORD)@rel-simmate-postgresql:5432/prefect"
+        in variables["HASURA_GRAPHQL_DATABASE_URL"]
+    )
+
+
+def test_existing_admin_secret_is_used_and_none_generated():
+    docs = render_chart(
+        {"prefectServer": {"hasura": {"adminSecret": {"existingSecret": "mine", "key": "s"}}}}
+    )
+    assert env(container(find(docs, "Deployment", "-towel")))[
+        "PREFECT_SERVER__HASURA__ADMIN_SECRET"
+    ]["secretKeyRef"] == {"name": "mine", "key": "s"}
+    assert not [
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-hasura")
+    ]
+
+
+def test_migration_is_a_hook_job_not_an_init_container(default_docs):
+    job = find(default_docs, "Job", "-migration")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert container(job)["args"] == ["prefect-server", "database", "upgrade", "-y"]
+    assert "PREFECT_SERVER__HASURA__ADMIN_SECRET" in env(container(job))
+    assert not jmespath.search(
+        "[?kind=='Deployment'].spec.template.spec.initContainers[]", default_docs
+    )
+
+
+def test_tenant_job_runs_after_migration_and_is_idempotent(default_docs):
+    job = find(default_docs, "Job", "-tenant")
+    assert int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) > 0
+    assert "if tenants:" in container(job)["args"][2]
+
+
+def test_tenant_and_migration_can_be_switched_off():
+    docs = render_chart(
+        {
+            "prefectServer": {
+                "tenant": {"enabled": False},
+                "graphql": {"migration": {"enabled": False}},
+            }
+        }
+    )
+    assert "Job" not in kinds(docs)
+
+
+@pytest.mark.parametrize("component", ["hasura", "graphql", "apollo", "ui"])
+def test_servers_have_probes(default_docs, component):
+    spec = container(find(default_docs, "Deployment", f"-{component}"))
+    assert spec["readinessProbe"] and spec["livenessProbe"]
+
+
+def test_ui_gets_the_browser_api_url():
+    docs = render_chart(
+        {"prefectServer": {"ui": {"apiUrl": "https://prefect.example.com/graphql"}}}
+    )
+    settings = find(docs, "ConfigMap", "-ui-settings")["data"]["settings.json"]
+    assert '"server_url":"https://prefect.example.com/graphql"' in settings
+
+
+def test_ingress_with_basic_auth_and_tls():
+    docs = render_chart(
+        {
+            "prefectServer": {
+                "ingress": {
+                    "enabled": True,
+                    "host": "p.example.com",
+                    "className": "nginx",
+                    "annotations": {"cert-manager.io/cluster-issuer": "le"},
+                    "basicAuth": {"enabled": True, "existingSecret": "htpasswd"},
+                    "tls": [{"secretName": "p-tls", "hosts": ["p.example.com"]}],
+                }
+            }
+        }
+    )
+    ingress = find(docs, "Ingress", "-prefect-server")
+    assert (
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-secret"] == "htpasswd"
+    )
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "le"
+    paths = jmespath.search("spec.rules[0].http.paths[].[path, backend.service.name]", ingress)
+    assert paths == [["/graphql", "rel-simmate-apollo"], ["/", "rel-simmate-ui"]]
+
+
+def test_no_ingress_by_default(default_docs):
+    assert "Ingress" not in kinds(default_docs)
+
+
+def test_service_types_and_node_ports():
+    docs = render_chart(
+        {
+            "prefectServer": {
+                "apollo": {
+                    "service": {"type": "NodePort", "nodePort": 30420, "annotations": {"x": "y"}}
+                }
+            }
+        }
+    )
+    service = find(docs, "Service", "-apollo")
+    assert (
+        service["spec"]["type"] == "NodePort" and service["spec"]["ports"][0]["nodePort"] == 30420
+    )
+
+
+def test_bundled_postgres_has_extensions_results_db_and_utc(default_docs):
+    init = find(default_docs, "ConfigMap", "-postgresql-init")["data"]["10-simmate.sh"]
+    assert "pgcrypto" in init and "pg_trgm" in init and "CREATE DATABASE simmate_results" in init
+    statefulset = find(default_docs, "StatefulSet", "-postgresql")
+    assert "timezone=UTC" in container(statefulset)["args"]
+    assert (
+        statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+        == "8Gi"
+    )
+
+
+def test_generated_secrets_are_secrets_not_configmaps(default_docs):
+    secrets = {d["metadata"]["name"]: d for d in default_docs if d["kind"] == "Secret"}
+    assert set(secrets) == {
+        "rel-simmate-postgresql",
+        "rel-simmate-results-db",
+        "rel-simmate-hasura",
+    }
+    import base64
+
+    url = base64.b64decode(secrets["rel-simmate-results-db"]["data"]["url"]).decode()
+    password = base64.b64decode(secrets["rel-simmate-postgresql"]["data"]["password"]).decode()
+    assert (
+        url
+        == f"postgresql+psycopg://simmate:{password}@rel-simmate-postgresql:5432/simmate_results"
+    )
+    configmaps = " ".join(str(d["data"]) for d in default_docs if d["kind"] == "ConfigMap")
+    assert password not in configmaps
+
+
+def test_external_database():
+    docs = render_chart(
+        {
+            "postgresql": {"enabled": False},
+            "results": {"existingSecret": "results"},
+            "externalDatabase": {
+                "host": "db.example.com",
+                "port": 25060,
+                "user": "doadmin",
+                "database": "prefect",
+                "existingSecret": "db",
+                "sslmode": "require",
+            },
+        }
+    )
+    assert "StatefulSet" not in kinds(docs)
+    variables = env(container(find(docs, "Deployment", "-graphql")))
+    assert variables["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == (
+        "postgresql://doadmin:$(PREFECT_DB_PASSWORD)@db.example.com:25060/prefect?sslmode=require"
+    )
+    assert variables["PREFECT_DB_PASSWORD"]["secretKeyRef"] == {"name": "db", "key": "password"}
+    worker_env = jmespath.search(
+        "[?kind=='DaskCluster'] | [0].spec.worker.spec.containers[0].env", docs
+    )
+    assert {"name": "results", "key": "url"} in [
+        e.get("valueFrom", {}).get("secretKeyRef") for e in worker_env
+    ]
+
+
+def test_network_policies_guard_the_databases(default_docs):
+    postgres = find(default_docs, "NetworkPolicy", "-postgresql")
+    assert (
+        postgres["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"][
+            "simmate-k8s.io/postgresql-client"
+        ]
+        == "true"
+    )
+    hasura_clients = [
+        d["metadata"]["name"]
+        for d in default_docs
+        if d["kind"] in ("Deployment", "Job")
+        and d["spec"]["template"]["metadata"]["labels"].get("simmate-k8s.io/hasura-client")
+    ]
+    assert sorted(hasura_clients) == [
+        "rel-simmate-apollo",
+        "rel-simmate-graphql",
+        "rel-simmate-migration",
+        "rel-simmate-towel",
+    ]
+    assert "NetworkPolicy" not in kinds(render_chart({"networkPolicy": {"enabled": False}}))
+
+
+def test_prefect_server_can_be_switched_off():
+    docs = render_chart(
+        {"prefectServer": {"enabled": False}, "agent": {"apiUrl": "http://prefect:4200/graphql"}}
+    )
+    names = [d["metadata"]["name"] for d in docs]
+    assert not [n for n in names if n.endswith(("-hasura", "-graphql", "-apollo", "-ui", "-towel"))]
+    assert "http://prefect:4200/graphql" in str(find(docs, "Deployment", "-agent"))
+
+
+def test_labels_follow_the_conventions(default_docs):
+    for doc in default_docs:
+        labels = doc["metadata"].get("labels", {})
+        if labels.get("app.kubernetes.io/part-of") != "simmate":
+            continue
+        assert {
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/version",
+            "helm.sh/chart",
+        } <= set(labels)
+        selector = jmespath.search("spec.selector.matchLabels", doc)
+        if selector:
+            assert set(selector) == {
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/component",
+            }

@@ -1,0 +1,90 @@
+"""Bad combinations: helm fails with one aggregated message, in the model's words."""
+
+import pytest
+
+from simmate_k8s.values.model import ChartValues
+from simmate_k8s.values.render import ValuesError, validate
+from tests.chart.helpers import RenderError, render_chart
+
+BAD = [
+    (
+        {"externalDatabase": {"host": "db.example.com", "existingSecret": "db"}},
+        "postgresql.enabled and externalDatabase.host are both set",
+    ),
+    ({"postgresql": {"enabled": False}}, "prefectServer needs a database"),
+    (
+        {
+            "postgresql": {"enabled": False},
+            "externalDatabase": {"host": "db"},
+            "results": {"existingSecret": "r"},
+        },
+        "externalDatabase.host needs externalDatabase.existingSecret",
+    ),
+    (
+        {
+            "postgresql": {"enabled": False},
+            "prefectServer": {"enabled": False},
+            "agent": {"apiUrl": "http://x/graphql"},
+        },
+        "the results DB needs postgresql.enabled",
+    ),
+    ({"dask": {"autoscaler": {"minimum": 5, "maximum": 2}}}, "dask.autoscaler.minimum is larger"),
+    ({"prefectServer": {"enabled": False}}, "agent.enabled without prefectServer.enabled"),
+    (
+        {"postgresql": {"existingSecret": "pg"}},
+        "postgresql.existingSecret needs results.existingSecret",
+    ),
+    ({"agent": {"jobPresets": {"default": None}}}, "agent.jobPresets must contain `default`"),
+    (
+        {"dask": {"workerGroups": [{"name": "a"}, {"name": "a"}]}},
+        "dask.workerGroups names must be unique",
+    ),
+    ({"prefectServer": {"ingress": {"enabled": True}}}, "prefectServer.ingress.enabled needs"),
+    (
+        {
+            "prefectServer": {
+                "ingress": {"enabled": True, "host": "h", "basicAuth": {"enabled": True}}
+            }
+        },
+        "basicAuth.enabled needs basicAuth.existingSecret",
+    ),
+]
+
+
+@pytest.mark.parametrize("values, message", BAD, ids=[m for _, m in BAD])
+def test_helm_and_model_reject_the_same_combination(values, message):
+    with pytest.raises(RenderError) as helm_error:
+        render_chart(values)
+    assert message in str(helm_error.value)
+    with pytest.raises(ValuesError) as model_error:
+        validate(values)
+    assert message in str(model_error.value)
+
+
+def test_all_problems_come_in_one_message():
+    values = {
+        "dask": {"autoscaler": {"minimum": 5, "maximum": 2}},
+        "prefectServer": {"ingress": {"enabled": True}},
+    }
+    with pytest.raises(RenderError) as error:
+        render_chart(values)
+    text = str(error.value)
+    assert "2 problem(s)" in text and "autoscaler" in text and "ingress" in text
+
+
+def test_model_rules_and_template_rules_are_the_same_list():
+    """Every rule of combination_problems has a twin in _validate.tpl (same words)."""
+    import inspect
+    import re
+
+    from simmate_k8s.values import model
+    from tests.chart.helpers import CHART
+
+    python_rules = set(re.findall(r'problems\.append\(\s*"([^"]+)"', inspect.getsource(model)))
+    template = (CHART / "templates" / "_validate.tpl").read_text()
+    template_rules = set(re.findall(r'append \$problems "([^"]+)"', template))
+    assert python_rules == template_rules and len(python_rules) == len(BAD) + 1
+
+
+def test_defaults_are_valid():
+    ChartValues()
