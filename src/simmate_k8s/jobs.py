@@ -1,0 +1,334 @@
+"""``submit --backend job``: a Kubernetes Job that runs ``simmate-k8s run`` against the release's
+Dask scheduler, for teams without Prefect Server.
+
+The input files travel in a ConfigMap (mounted read-only at /inputs) that the Job owns, so
+deleting the Job (or its TTL) removes it too. The builders are pure functions returning plain
+dicts; only :func:`create` and :func:`watch` talk to the cluster (kubernetes client imported
+inside them).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from simmate_k8s.errors import UserError
+
+INPUT_DIR = "/inputs"
+UID = 1000
+TTL_SECONDS = 86400  # keep finished Jobs (and their logs) for a day
+# A ConfigMap holds at most 1 MiB; leave room for the object's metadata.
+MAX_INPUT_BYTES = 900 * 1024
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+@dataclass
+class JobSpec:
+    flow_name: str
+    inputs: dict[str, str]  # ConfigMap key -> file contents
+    params: list[str]  # KEY=VALUE, already checked by the workflow
+    release: str
+    namespace: str
+    image: str
+    preset: str
+    name: str
+
+    @property
+    def configmap_name(self) -> str:
+        return f"{self.name}-inputs"
+
+    @property
+    def scheduler_address(self) -> str:
+        return f"tcp://{self.release}-dask-scheduler.{self.namespace}.svc:8786"
+
+
+def job_name(release: str, flow_name: str, run_name: str | None = None) -> str:
+    if run_name is not None:
+        if len(run_name) > 52 or not DNS_LABEL.fullmatch(run_name):
+            raise UserError(f"--run-name {run_name!r}: with --backend job it names the Job: "
+                            "lowercase letters, digits and '-', at most 52 characters")
+        return run_name
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+    base = f"{release}-{flow_name}".lower().replace("_", "-")[:45].rstrip("-")
+    return f"{base}-{suffix}"
+
+
+def input_files(paths) -> dict[str, str]:
+    """ConfigMap keys (index + sanitized file name) -> contents; size-checked."""
+    files = {}
+    for index, path in enumerate(paths):
+        key = f"{index:03d}-{KEY_CHARS.sub('_', Path(path).name)}"[:253]
+        files[key] = Path(path).read_text()
+    size = sum(len(text.encode()) for text in files.values())
+    if size > MAX_INPUT_BYTES:
+        raise UserError(f"the inputs are {size / 1024:.0f} KiB; a Job carries at most "
+                        f"{MAX_INPUT_BYTES // 1024} KiB (one ConfigMap). Submit them in "
+                        "smaller batches, or use --backend prefect")
+    return files
+
+
+def labels(spec: JobSpec) -> dict[str, str]:
+    from simmate_k8s import __version__
+
+    return {
+        "app.kubernetes.io/name": "simmate",
+        "app.kubernetes.io/instance": spec.release,
+        "app.kubernetes.io/component": "flow-run",
+        "app.kubernetes.io/managed-by": "simmate-k8s",
+        "app.kubernetes.io/version": __version__,
+        "app.kubernetes.io/part-of": "simmate",
+        "simmate-k8s.io/backend": "job",
+        "simmate-k8s.io/flow": spec.flow_name.replace("_", "-"),
+        "simmate-k8s.io/preset": spec.preset,
+    }
+
+
+def build_configmap(spec: JobSpec) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": spec.configmap_name, "namespace": spec.namespace,
+                     "labels": labels(spec)},
+        "data": dict(spec.inputs),
+        "immutable": True,
+    }
+
+
+def build_job(spec: JobSpec) -> dict:
+    from simmate_k8s.values.model import default_presets
+
+    presets = default_presets()
+    if spec.preset not in presets:
+        raise UserError(f"--preset {spec.preset!r}: choose one of {', '.join(presets)}")
+    preset = presets[spec.preset].model_dump(mode="json")
+    command = ["simmate-k8s", "run", spec.flow_name,
+               *(f"{INPUT_DIR}/{key}" for key in spec.inputs),
+               *(arg for param in spec.params for arg in ("--param", param)),
+               "--address", spec.scheduler_address, "--verbose"]
+    container = {
+        "name": "flow",
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": command,  # the image's entrypoint (tini) runs it
+        "env": [
+            {"name": "SIMMATE_DASK_ADDRESS", "value": spec.scheduler_address},
+            {"name": "HOME", "value": "/tmp/home"},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+        ],
+        "resources": preset["resources"],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "inputs", "mountPath": INPUT_DIR, "readOnly": True},
+        ],
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "inputs", "configMap": {"name": spec.configmap_name,
+                                             "defaultMode": 0o444}},
+        ],
+    }
+    if preset.get("nodeSelector"):
+        pod_spec["nodeSelector"] = preset["nodeSelector"]
+    if preset.get("tolerations"):
+        pod_spec["tolerations"] = preset["tolerations"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels(spec)},
+        "spec": {
+            "backoffLimit": 0,  # a failed workflow is reported, not silently re-run
+            "ttlSecondsAfterFinished": TTL_SECONDS,
+            "template": {"metadata": {"labels": labels(spec)}, "spec": pod_spec},
+        },
+    }
+
+
+def owner_reference(job: dict) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+            "uid": job["metadata"]["uid"], "blockOwnerDeletion": False, "controller": False}
+
+
+def to_yaml(objects: list[dict]) -> str:
+    import yaml
+
+    return "---\n".join(yaml.safe_dump(obj, sort_keys=False) for obj in objects)
+
+
+# --- the cluster -------------------------------------------------------------------------------
+
+
+def kube_context(context: str | None = None) -> tuple[str | None, str]:
+    """(context name, its namespace) without connecting; UserError when there is none."""
+    from kubernetes import config
+
+    try:
+        contexts, active = config.list_kube_config_contexts()
+    except (config.ConfigException, OSError) as error:
+        import os
+
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):  # running in a pod
+            namespace_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            ns = namespace_file.read_text().strip() if namespace_file.exists() else "default"
+            return None, ns
+        raise UserError(f"no Kubernetes context ({_first_line(error)}); set KUBECONFIG or run "
+                        "`kubectl config use-context NAME`") from None
+    if context is not None:
+        matching = [c for c in contexts if c["name"] == context]
+        if not matching:
+            raise UserError(f"--context {context!r}: no such context in your kubeconfig "
+                            f"(has: {', '.join(c['name'] for c in contexts)})")
+        active = matching[0]
+    if not active:
+        raise UserError("no current Kubernetes context; run `kubectl config use-context NAME`")
+    return active["name"], active.get("context", {}).get("namespace") or "default"
+
+
+def default_namespace(context: str | None = None) -> str:
+    """The current context's namespace, or "default" without a kubeconfig (for --dry-run)."""
+    try:
+        return kube_context(context)[1]
+    except UserError:
+        return "default"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__
+
+
+def _api(context: str | None):
+    from kubernetes import client, config
+
+    name, _ = kube_context(context)
+    try:
+        if name is None:
+            config.load_incluster_config()
+        else:
+            config.load_kube_config(context=name)
+    except (config.ConfigException, OSError) as error:
+        raise UserError(
+            f"Kubernetes context {name!r} is not usable: {_first_line(error)}") from None
+    api = client.ApiClient()
+    return client.BatchV1Api(api), client.CoreV1Api(api)
+
+
+class _KubeErrors:
+    """API failures as one line each."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if error is None:
+            return False
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        if isinstance(error, ApiException):
+            reason = error.reason
+            try:
+                import json
+
+                reason = json.loads(error.body).get("message", reason)
+            except (TypeError, ValueError):
+                pass
+            raise UserError(f"{self.what}: Kubernetes said {error.status} {reason}") from None
+        if isinstance(error, HTTPError | OSError):
+            raise UserError(f"{self.what}: cannot reach the Kubernetes API "
+                            f"({_first_line(error)})") from None
+        return False
+
+
+def create(spec: JobSpec, context: str | None = None) -> dict:
+    """Create the inputs ConfigMap, then the Job, then make the Job own the ConfigMap.
+    Nothing is left behind when a step fails."""
+    batch, core = _api(context)
+    configmap, job = build_configmap(spec), build_job(spec)
+    with _KubeErrors(f"creating configmap/{spec.configmap_name} in {spec.namespace}"):
+        core.create_namespaced_config_map(spec.namespace, configmap)
+    try:
+        with _KubeErrors(f"creating job/{spec.name} in {spec.namespace}"):
+            created = batch.create_namespaced_job(spec.namespace, job).to_dict()
+        owner = owner_reference({"metadata": created["metadata"]})
+        with _KubeErrors(f"adopting configmap/{spec.configmap_name}"):
+            core.patch_namespaced_config_map(spec.configmap_name, spec.namespace,
+                                             {"metadata": {"ownerReferences": [owner]}})
+    except BaseException:
+        with _KubeErrors("cleaning up"):
+            core.delete_namespaced_config_map(spec.configmap_name, spec.namespace)
+        raise
+    return created
+
+
+def watch(spec: JobSpec, context: str | None = None, echo: Callable[[str], None] = print,
+          poll: float = 2.0) -> bool:
+    """Follow the Job: stream its pod's log, wait for the end; True when it succeeded."""
+    batch, core = _api(context)
+    streamed: set[str] = set()
+    while True:
+        with _KubeErrors(f"reading job/{spec.name}"):
+            status = batch.read_namespaced_job_status(spec.name, spec.namespace).status
+            pods = core.list_namespaced_pod(spec.namespace,
+                                            label_selector=f"job-name={spec.name}").items
+        for pod in pods:
+            name = pod.metadata.name
+            stuck = _stuck_reason(pod)
+            if stuck:
+                echo(f"pod/{name} cannot start: {stuck}")
+                return False
+            if name in streamed or pod.status.phase not in ("Running", "Succeeded", "Failed"):
+                continue
+            streamed.add(name)
+            with _KubeErrors(f"reading the log of pod/{name}"):
+                stream = core.read_namespaced_pod_log(name, spec.namespace, follow=True,
+                                                      _preload_content=False)
+                for line in stream:
+                    echo(line.decode(errors="replace").rstrip("\n"))
+        if status.succeeded:
+            return True
+        if status.failed:
+            return False
+        time.sleep(poll)
+
+
+STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+         "CreateContainerError"}
+
+
+def _stuck_reason(pod) -> str | None:
+    """Why a pending pod will never start (a wrong image tag, a missing ConfigMap), or None."""
+    for status in pod.status.container_statuses or []:
+        waiting = status.state.waiting if status.state else None
+        if waiting and waiting.reason in STUCK:
+            return f"{waiting.reason}: {waiting.message or ''}".strip()
+    return None
+
+
+def created_message(spec: JobSpec) -> str:
+    return (f"job/{spec.name} created in namespace {spec.namespace} "
+            f"(inputs in configmap/{spec.configmap_name})\n"
+            f"  follow: kubectl -n {spec.namespace} logs -f job/{spec.name}")

@@ -1,0 +1,136 @@
+"""The kind tier: a real Kubernetes cluster (kind) with the chart installed.
+
+`make kind-test` prepares the cluster (`kind-up`, `kind-load`, `kind-install`, all idempotent) and
+runs `pytest -m kind tests/e2e`; run alone, the session fixture calls the same make targets. On any
+failure the cluster's state is dumped (objects, events, logs).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = os.environ.get("NAMESPACE", "simmate")
+RELEASE = os.environ.get("RELEASE", "simmate")
+KIND_CLUSTER = os.environ.get("KIND_CLUSTER", "simmate")
+
+
+def sh(*args, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                            timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def port_forward(target: str, remote_port: int):
+    local = _free_port()
+    process = subprocess.Popen(
+        ["kubectl", "-n", NAMESPACE, "port-forward", target, f"{local}:{remote_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"port-forward to {target} did not open")
+        yield local
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def dump_cluster_state() -> str:
+    commands = [
+        ["kubectl", "get", "all,daskclusters,daskworkergroups,daskautoscalers,pvc", "-A", "-o",
+         "wide"],
+        ["kubectl", "get", "events", "-A", "--sort-by=.lastTimestamp"],
+        ["kubectl", "-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/instance={RELEASE}",
+         "--all-containers", "--prefix", "--tail=200", "--max-log-requests=30"],
+        ["helm", "-n", NAMESPACE, "status", RELEASE],
+    ]
+    parts = []
+    for command in commands:
+        result = sh(*command, check=False, timeout=120)
+        parts.append(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
+    return "\n".join(parts)
+
+
+@pytest.fixture(autouse=True)
+def _dump_on_failure(request):
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print("\n===== cluster state after failure =====\n" + dump_cluster_state())
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A kind cluster with the image loaded and the chart installed and rolled out."""
+    missing = [tool for tool in ("kind", "kubectl", "helm") if not shutil.which(tool)]
+    if missing:
+        pytest.fail(f"the kind tier needs {', '.join(missing)} on PATH (see README, 'kind')")
+    make_vars = [f"KIND_CLUSTER={KIND_CLUSTER}", f"NAMESPACE={NAMESPACE}", f"RELEASE={RELEASE}"]
+    if os.environ.get("IMAGE_TAG"):
+        make_vars.append(f"IMAGE_TAG={os.environ['IMAGE_TAG']}")
+    try:
+        sh("make", "-C", REPO, "kind-up", "kind-load", "kind-install", *make_vars, timeout=2400)
+        for kind in ("deployment", "statefulset"):
+            names = sh("kubectl", "-n", NAMESPACE, "get", kind, "-l",
+                       f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
+            for name in names:
+                sh("kubectl", "-n", NAMESPACE, "rollout", "status", name, "--timeout=600s")
+        sh("kubectl", "-n", NAMESPACE, "wait", "pod", "-l",
+           "dask.org/component=scheduler", "--for=condition=Ready", "--timeout=300s")
+    except AssertionError:
+        print(dump_cluster_state())
+        raise
+    return {"namespace": NAMESPACE, "release": RELEASE}
+
+
+@pytest.fixture(scope="session")
+def prefect_env(cluster, tmp_path_factory):
+    """Environment for simmate-k8s pointing at Prefect Server through a port-forward."""
+    with port_forward(f"svc/{RELEASE}-apollo", 4200) as port:
+        env = {**os.environ, "PREFECT__CLOUD__API": f"http://127.0.0.1:{port}/graphql",
+               "HOME": str(tmp_path_factory.mktemp("home"))}
+        yield env
+
+
+@pytest.fixture(scope="session")
+def results_db_url(cluster):
+    """The results-DB URL from the release's Secret, reached through a port-forward."""
+    encoded = sh("kubectl", "-n", NAMESPACE, "get", "secret", f"{RELEASE}-results-db",
+                 "-o", "jsonpath={.data.url}").stdout
+    url = base64.b64decode(encoded).decode()
+    with port_forward(f"svc/{RELEASE}-postgresql", 5432) as port:
+        from sqlalchemy.engine import make_url
+
+        yield make_url(url).set(host="127.0.0.1", port=port).render_as_string(
+            hide_password=False)
