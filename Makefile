@@ -111,8 +111,8 @@ kind-install: chart-deps kind-crds ## helm upgrade --install with the kind profi
 		-f $(KIND_VALUES) --wait --timeout 15m
 
 kind-test: install-test kind-up kind-load kind-install ## The kind tier: submit real flows, assert results
-	KIND_CLUSTER=$(KIND_CLUSTER) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) IMAGE_TAG=$(IMAGE_TAG) \
-		$(BIN)/python -m pytest -m kind tests/e2e $(PYTEST_ARGS)
+	SIMMATE_KIND_PREPARED=1 KIND_CLUSTER=$(KIND_CLUSTER) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) \
+		IMAGE_TAG=$(IMAGE_TAG) $(BIN)/python -m pytest -m kind tests/e2e $(PYTEST_ARGS)
 
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name "$(KIND_CLUSTER)"

@@ -100,7 +100,9 @@ def cluster():
     if os.environ.get("IMAGE_TAG"):
         make_vars.append(f"IMAGE_TAG={os.environ['IMAGE_TAG']}")
     try:
-        sh("make", "-C", REPO, "kind-up", "kind-load", "kind-install", *make_vars, timeout=2400)
+        if not os.environ.get("SIMMATE_KIND_PREPARED"):  # `make kind-test` has done these
+            sh("make", "-C", REPO, "kind-up", "kind-load", "kind-install", *make_vars,
+               timeout=2400)
         for kind in ("deployment", "statefulset"):
             names = sh("kubectl", "-n", NAMESPACE, "get", kind, "-l",
                        f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
@@ -118,9 +120,31 @@ def cluster():
 def prefect_env(cluster, tmp_path_factory):
     """Environment for simmate-k8s pointing at Prefect Server through a port-forward."""
     with port_forward(f"svc/{RELEASE}-apollo", 4200) as port:
-        env = {**os.environ, "PREFECT__CLOUD__API": f"http://127.0.0.1:{port}/graphql",
+        api = f"http://127.0.0.1:{port}/graphql"
+        _wait_for_prefect_schema(api)
+        env = {**os.environ, "PREFECT__CLOUD__API": api,
                "HOME": str(tmp_path_factory.mktemp("home"))}
         yield env
+
+
+def _wait_for_prefect_schema(api: str, timeout: float = 600) -> None:
+    """Apollo reads the schema once at start; until the migration hook has run and apollo has been
+    restarted by its liveness probe, Prefect's tables are missing from its API."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.post(api, json={"query": "{ flow_run(limit: 0) { id } }"},
+                                   timeout=10)
+            if answer.ok and not answer.json().get("errors"):
+                return
+            last = answer.text[:300]
+        except requests.RequestException as error:
+            last = str(error)
+        time.sleep(5)
+    raise AssertionError(f"Prefect API at {api} not ready after {timeout:g} s: {last}")
 
 
 @pytest.fixture(scope="session")
