@@ -51,12 +51,10 @@ def run(flow_name, inputs, params, workers, address, concurrency, as_json, verbo
         except ConnectionError as error:
             raise UserError(str(error)) from None
 
-    show_progress = len(runs) > 1 and not as_json
-    progress = (
-        click.progressbar(length=len(runs), label="flow runs", file=sys.stderr, show_pos=True)
-        if show_progress else _nullbar()
-    )
-    with engine.dask_scheduler(workers, address) as scheduler_address, progress as bar:
+    from simmate_k8s.commands.output import progress
+
+    with engine.dask_scheduler(workers, address) as scheduler_address, \
+            progress(len(runs), "flow runs", show=len(runs) > 1 and not as_json) as bar:
         outcomes = engine.run_batch(
             workflow, runs, scheduler_address,
             concurrency or 2 * workers + 2,
@@ -67,17 +65,6 @@ def run(flow_name, inputs, params, workers, address, concurrency, as_json, verbo
     if failed:
         click.echo(f"{failed} of {len(outcomes)} flow runs failed", err=True)
         sys.exit(1)
-
-
-class _nullbar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n):
-        pass
 
 
 def _summarize(records: list[dict]) -> str:

@@ -39,8 +39,9 @@ class _NoBar:
 
 @contextlib.contextmanager
 def progress(total: int, label: str, show: bool = True):
-    """A progress bar on stderr (stdout stays clean for tables and JSON), or nothing."""
-    if not show:
+    """A progress bar on stderr (stdout stays clean for tables and JSON), or nothing; only on a
+    terminal, so logs and CI output get no half-drawn bars."""
+    if not show or not sys.stderr.isatty():
         yield _NoBar()
         return
     with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
