@@ -57,8 +57,9 @@ SAVE_NOTES = """\
      raw held connection 212 µs. SQLite (the local default) keeps the Core path."""
 
 BATCH_NOTES = """\
-- CLI / raw sits at the target's edge: the two full runs made while this bench was written (the
-  shared machine) gave 1.36× and 1.27×; the overhead is ~2 s fixed + ~30 ms per flow run (below).
+- History of this ratio on this machine: 1.36× and 1.27× while the bench was written (a shared,
+  loaded machine), 1.29× on a quiet one with a separate `save_result` task per flow run, and the
+  table above after folding the save into the compute task (below).
 - The CLI run saves every result to a fresh database on the private PostgreSQL (and checks the
   database before starting the cluster); raw `client.map` saves nothing and starts its cluster
   without the preload: the ratio charges the CLI with the preload, the database check, Prefect
@@ -87,6 +88,10 @@ BATCH_NOTES = """\
   (−14 %), CLI-process CPU 2.4–2.6 s → 1.7–1.8 s; worker CPU unchanged (that part is Prefect's
   TaskRunner). Whole `simmate-k8s run` of those 100 small inputs, 3 interleaved pairs: 7.6 / 7.9 /
   9.1 s → 7.0 / 7.9 / 8.6 s. `run_flow(..., client=None)` still makes a plain `DaskExecutor`.
+- **Change made in `src/simmate_k8s/flows/library.py`**: each compute task saves its own result
+  (through `results_engine()`) instead of handing it to a separate `save_result` task, so a
+  flow run is 4 Dask tasks instead of 5. Same bench, quiet machine, back to back: CLI / raw
+  1.29× (26.0 s vs. 20.2 s) → 1.21× (22.9 s vs. 18.9 s).
 - **The largest remaining cost, not changed (a proposal)**: Prefect 1's `Context.__call__`
   deep-copies the whole Prefect config tree (`merge_dicts` → recursive `Config.copy`) whenever a
   context dict that carries `config` is entered, and FlowRunner and TaskRunner always pass one
