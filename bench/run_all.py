@@ -87,7 +87,7 @@ BATCH_NOTES = """\
   Same diagnostic, 4 interleaved pairs each: 5.45–5.69 s → 4.67–4.90 s wall per 100 flow runs
   (−14 %), CLI-process CPU 2.4–2.6 s → 1.7–1.8 s; worker CPU unchanged (that part is Prefect's
   TaskRunner). Whole `simmate-k8s run` of those 100 small inputs, 3 interleaved pairs: 7.6 / 7.9 /
-  9.1 s → 7.0 / 7.9 / 8.6 s. `run_flow(..., client=None)` still makes a plain `DaskExecutor`.
+  9.1 s → 7.0 / 7.9 / 8.6 s.
 - **Change made in `src/simmate_k8s/flows/library.py`**: each compute task saves its own result
   (through `results_engine()`) instead of handing it to a separate `save_result` task, so a
   flow run is 4 Dask tasks instead of 5. Same bench, quiet machine, back to back: CLI / raw

@@ -70,15 +70,12 @@ def check_scheduler(address: str, timeout: float = 10) -> None:
         ) from None
 
 
-def run_flow(
-    workflow: Workflow, label: str, parameters: dict, address: str, client=None
-) -> RunOutcome:
-    """One Prefect flow run with a DaskExecutor at ``address`` (on ``client`` if given)."""
+def run_flow(workflow: Workflow, label: str, parameters: dict, client) -> RunOutcome:
+    """One Prefect flow run on the batch's Dask ``client``."""
     flow_run_id = str(uuid.uuid4())
-    executor = DaskExecutor(address=address) if client is None else SharedClientDaskExecutor(client)
     state = workflow.flow.run(
         parameters=parameters,
-        executor=executor,
+        executor=SharedClientDaskExecutor(client),
         context={"flow_run_id": flow_run_id, "flow_run_name": label},
     )
     task_states = state.result if isinstance(state.result, dict) else {}
@@ -109,7 +106,7 @@ def run_batch(
     with Client(address) as client, \
             ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(runs)))) as pool:
         futures = {
-            pool.submit(run_flow, workflow, label, parameters, address, client): index
+            pool.submit(run_flow, workflow, label, parameters, client): index
             for index, (label, parameters) in enumerate(runs)
         }
         for future in as_completed(futures):

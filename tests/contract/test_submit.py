@@ -141,11 +141,9 @@ def test_job_options_need_the_job_backend(registered, api_env):
 
 
 def test_unreachable_server_is_one_line_and_fast(cli_env):
-    import socket
+    from tests.support.postgres import free_port
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     env = {**cli_env, "PREFECT__CLOUD__API": f"http://127.0.0.1:{port}/graphql"}
     start = time.monotonic()
     run_id = "6f1e7c34-0c8b-4d53-9a50-0d4d1d5d5e11"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = os.environ.get("NAMESPACE", "simmate")
 RELEASE = os.environ.get("RELEASE", "simmate")
@@ -33,15 +35,9 @@ def sh(*args, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def port_forward(target: str, remote_port: int):
-    local = _free_port()
+    local = free_port()
     process = subprocess.Popen(
         ["kubectl", "-n", NAMESPACE, "port-forward", target, f"{local}:{remote_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
