@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "simmate"
 RELEASE = "rel"
 NAMESPACE = "sim"
+# The cloud profiles leave image.repository empty on purpose (the cluster pulls from a registry).
+REGISTRY_SET = "image.repository=registry.example.com/team/simmate-k8s"
+CLOUD_PROFILES = ("gke", "digitalocean")
 
 
 class RenderError(Exception):
@@ -50,9 +53,11 @@ def ensure_dependencies() -> None:
 
 
 @functools.cache
-def _render(values_json: str, show_only: tuple[str, ...]) -> tuple[dict, ...]:
+def _render(
+    values_json: str, show_only: tuple[str, ...], release: str, namespace: str
+) -> tuple[dict, ...]:
     ensure_dependencies()
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", "-"]
+    args = ["template", release, str(CHART), "--namespace", namespace, "-f", "-"]
     for template in show_only:
         args += ["--show-only", template]
     env = {**os.environ, "HELM_NO_PLUGINS": "1"}
@@ -65,12 +70,22 @@ def _render(values_json: str, show_only: tuple[str, ...]) -> tuple[dict, ...]:
 
 
 def render_chart(
-    values: dict[str, Any] | None = None, show_only: list[str] | None = None
+    values: dict[str, Any] | None = None,
+    show_only: list[str] | None = None,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
 ) -> list[dict]:
     """``helm template`` with these values; returns the parsed objects (copies, safe to change)."""
     key = json.dumps(values or {}, sort_keys=True)
-    docs = _render(key, tuple(show_only or ()))
+    docs = _render(key, tuple(show_only or ()), release, namespace)
     return json.loads(json.dumps(list(docs)))
+
+
+def profile_values(profile: str) -> dict[str, Any]:
+    """`simmate-k8s values --profile P` (plus a registry for the cloud profiles)."""
+    from simmate_k8s.values.render import build_values
+
+    return build_values(profile, sets=(REGISTRY_SET,) if profile in CLOUD_PROFILES else ())
 
 
 def find(docs: list[dict], kind: str, name_suffix: str = "") -> dict:
@@ -93,6 +108,8 @@ def pod_specs(doc: dict) -> list[tuple[str, dict]]:
     name = f"{kind}/{doc['metadata']['name']}"
     if kind in ("Deployment", "StatefulSet", "Job"):
         return [(name, doc["spec"]["template"]["spec"])]
+    if kind == "CronJob":
+        return [(name, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"])]
     if kind == "Pod":
         return [(name, doc["spec"])]
     if kind == "DaskCluster":
@@ -104,12 +121,19 @@ def pod_specs(doc: dict) -> list[tuple[str, dict]]:
         return [(f"{name}/worker", doc["spec"]["worker"]["spec"])]
     if kind == "ConfigMap" and name.endswith("job-templates"):
         return [
-            (f"{name}/{key}", yaml.safe_load(text)["spec"]["template"]["spec"])
-            for key, text in doc["data"].items()
+            (f"{name}/{key}", template["spec"]["template"]["spec"])
+            for key, template in job_templates([doc]).items()
         ]
     return []
 
 
 def job_templates(docs: list[dict]) -> dict[str, dict]:
+    """`<preset>.yaml` -> parsed Job template (the ConfigMap's other keys are plain values)."""
     config_map = find(docs, "ConfigMap", "-job-templates")
-    return {key: yaml.safe_load(text) for key, text in config_map["data"].items()}
+    data = config_map["data"]
+    return {key: yaml.safe_load(text) for key, text in data.items() if key.endswith(".yaml")}
+
+
+def hook(doc: dict) -> str:
+    """The helm.sh/hook annotation of an object ('' for ordinary release objects)."""
+    return (doc["metadata"].get("annotations") or {}).get("helm.sh/hook", "")

@@ -82,3 +82,63 @@ def test_project_image_is_pinned_never_latest():
     )
     agent = find(docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
     assert agent["image"] == "registry.example.com/simmate-k8s:0.1.1"
+
+
+def test_job_templates_get_ttl_and_deadline_from_one_place():
+    docs = render_chart(
+        {
+            "agent": {
+                "jobTtlSeconds": 120,
+                "jobActiveDeadlineSeconds": 7200,
+                "jobPresets": {"large": {"activeDeadlineSeconds": 172800}},
+            }
+        },
+        release="lab-a",
+    )
+    templates = job_templates(docs)
+    assert {name: t["spec"]["ttlSecondsAfterFinished"] for name, t in templates.items()} == {
+        "default.yaml": 120, "small.yaml": 120, "large.yaml": 120,
+    }
+    assert templates["default.yaml"]["spec"]["activeDeadlineSeconds"] == 7200
+    assert templates["large.yaml"]["spec"]["activeDeadlineSeconds"] == 172800
+
+
+def test_default_ttl_and_deadline(default_docs):
+    spec = job_templates(default_docs)["default.yaml"]["spec"]
+    assert spec["ttlSecondsAfterFinished"] == 3600
+    assert spec["activeDeadlineSeconds"] == 86400
+
+
+def test_presets_may_have_any_dns_label_name():
+    resources = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    names = ["gpu-a100", "xl", "nightly-2"]
+    docs = render_chart(
+        {"agent": {"jobPresets": {name: {"resources": resources} for name in names}}},
+        release="lab-a",
+    )
+    templates = job_templates(docs)
+    assert set(templates) == {"default.yaml", "small.yaml", "large.yaml"} | {
+        f"{name}.yaml" for name in names
+    }
+    for name in names:
+        template = templates[f"{name}.yaml"]
+        assert template["kind"] == "Job"
+        assert template["metadata"]["labels"]["simmate-k8s.io/preset"] == name
+        container = template["spec"]["template"]["spec"]["containers"][0]
+        assert {e["name"]: e.get("value") for e in container["env"]}["SIMMATE_JOB_PRESET"] == name
+    # every preset is validated against the Kubernetes Job schema by test_kubernetes_schemas
+
+
+def test_job_templates_config_map_is_found_by_labels_and_holds_the_address():
+    """What the CLI reads from a release (docs/chart.md)."""
+    docs = render_chart(release="lab-a", namespace="lab")
+    selected = [
+        d for d in docs
+        if d["kind"] == "ConfigMap"
+        and d["metadata"]["labels"].get("app.kubernetes.io/instance") == "lab-a"
+        and d["metadata"]["labels"].get("app.kubernetes.io/component") == "job-templates"
+    ]
+    assert len(selected) == 1
+    data = selected[0]["data"]
+    assert data["scheduler-address"] == "tcp://lab-a-simmate-dask-scheduler.lab.svc:8786"
+    assert {key for key in data if not key.endswith(".yaml")} == {"scheduler-address"}

@@ -1,6 +1,7 @@
 """Every rendered object is valid for two Kubernetes versions and the Dask CRD schemas."""
 
 import functools
+import json
 from pathlib import Path
 
 import jsonschema
@@ -8,8 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from simmate_k8s.values.render import PROFILES, build_values
-from tests.chart.helpers import job_templates, render_chart
+from simmate_k8s.values.render import PROFILES
+from tests.chart.helpers import job_templates, profile_values, render_chart
 
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]
 
@@ -34,16 +35,30 @@ EVERYTHING_ON = {
                 "nodeSelector": {"pool": "big"},
                 "tolerations": [{"key": "big", "operator": "Equal", "value": "1"}],
             }
-        ]
+        ],
+        "scheduler": {"podMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    },
+    "daskOperator": {"upgradeCRDs": True},
+    "agent": {
+        "jobPresets": {
+            "gpu-a100": {
+                "resources": {
+                    "requests": {"cpu": "1", "memory": "1Gi"},
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                },
+                "activeDeadlineSeconds": 600,
+            }
+        }
     },
     "imagePullSecrets": ["regcred"],
     "commonLabels": {"team": "materials"},
 }
+EVERYTHING_ON["prefectServer"]["retention"] = {"enabled": True}
 
 VALUE_SETS = {
     "defaults": {},
     "everything-on": EVERYTHING_ON,
-    **{profile: build_values(profile) for profile in PROFILES},
+    **{profile: profile_values(profile) for profile in PROFILES},
 }
 
 # Removed or deprecated API versions this chart must never use.
@@ -58,6 +73,12 @@ DEPRECATED = {
     "autoscaling/v2beta1",
     "autoscaling/v2beta2",
     "apiextensions.k8s.io/v1beta1",
+}
+
+
+# Schemas of other CRDs the chart may render, kept next to the tests (no network at test time).
+LOCAL_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "PodMonitor"): Path(__file__).parent / "schemas/podmonitor.json",
 }
 
 
@@ -95,6 +116,13 @@ def test_objects_validate(name):
     for doc in all_objects(render_chart(VALUE_SETS[name])):
         label = f"{doc['kind']}/{doc['metadata']['name']}"
         crd_schema = dask_crd_schemas().get((doc["apiVersion"], doc["kind"]))
+        local = LOCAL_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+        if local:
+            try:
+                jsonschema.validate(doc, json.loads(local.read_text()))
+            except jsonschema.ValidationError as error:
+                problems.append(f"{label}: {error.message}")
+            continue
         if doc["apiVersion"].startswith("kubernetes.dask.org/"):
             assert crd_schema, f"no Dask CRD schema for {label}"
             try:

@@ -90,7 +90,8 @@ def test_tenant_and_migration_can_be_switched_off():
             }
         }
     )
-    assert "Job" not in kinds(docs)
+    jobs = {d["metadata"]["name"] for d in docs if d["kind"] == "Job"}
+    assert jobs == {"rel-simmate-dask-recreate"}  # the Dask one stays: it is not Prefect's
 
 
 @pytest.mark.parametrize("component", ["hasura", "graphql", "apollo", "ui"])
@@ -262,3 +263,44 @@ def test_labels_follow_the_conventions(default_docs):
                 "app.kubernetes.io/instance",
                 "app.kubernetes.io/component",
             }
+
+
+def test_apollo_is_restarted_after_every_migration(default_docs):
+    """G: apollo reads hasura's schema once; a hook after the migration restarts it."""
+    migration = find(default_docs, "Job", "-migration")
+    restart = find(default_docs, "Job", "-apollo-restart")
+    tenant = find(default_docs, "Job", "-tenant")
+    weight = {
+        name: int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+        for name, job in (("migration", migration), ("restart", restart), ("tenant", tenant))
+    }
+    assert weight["migration"] < weight["restart"] < weight["tenant"]
+    assert restart["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert migration["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    spec = restart["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"][3] == "restart-deployment"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DEPLOYMENT"] == find(default_docs, "Deployment", "-apollo")["metadata"]["name"]
+    assert spec["serviceAccountName"] == "rel-simmate-apollo-restart"
+
+
+def test_apollo_restart_may_patch_only_apollo(default_docs):
+    role = find(default_docs, "Role", "-apollo-restart")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "resourceNames": ["rel-simmate-apollo"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    binding = find(default_docs, "RoleBinding", "-apollo-restart")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # ordinary objects: they exist before post-install hooks run
+    assert "annotations" not in role["metadata"]
+
+
+def test_no_apollo_restart_without_migration():
+    docs = render_chart({"prefectServer": {"graphql": {"migration": {"enabled": False}}}})
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-apollo-restart")]

@@ -3,20 +3,20 @@
 import pytest
 import yaml
 
-from simmate_k8s.values.render import PROFILES, build_values
-from tests.chart.helpers import CHART, find, helm, render_chart
+from simmate_k8s.values.render import PROFILES
+from tests.chart.helpers import CHART, find, helm, profile_values, render_chart
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profile_renders(profile):
-    docs = render_chart(build_values(profile))
+    docs = render_chart(profile_values(profile))
     assert find(docs, "DaskCluster", "-dask")
     assert find(docs, "Deployment", "-agent")
 
 
 def test_storage_class_per_target():
     classes = {
-        profile: find(render_chart(build_values(profile)), "StatefulSet", "-postgresql")["spec"][
+        profile: find(render_chart(profile_values(profile)), "StatefulSet", "-postgresql")["spec"][
             "volumeClaimTemplates"
         ][0]["spec"].get("storageClassName")
         for profile in PROFILES
@@ -31,7 +31,7 @@ def test_storage_class_per_target():
 
 @pytest.mark.parametrize("profile", ["gke", "digitalocean"])
 def test_cloud_profiles_have_a_highmem_pool(profile):
-    group = find(render_chart(build_values(profile)), "DaskWorkerGroup", "-highmem")
+    group = find(render_chart(profile_values(profile)), "DaskWorkerGroup", "-highmem")
     assert group["spec"]["worker"]["spec"]["nodeSelector"]
 
 
@@ -40,5 +40,5 @@ def test_helm_lint_strict_defaults_and_profiles(tmp_path):
     assert helm(*args).returncode == 0
     for profile in PROFILES:
         path = tmp_path / f"{profile}.yaml"
-        path.write_text(yaml.safe_dump(build_values(profile)))
+        path.write_text(yaml.safe_dump(profile_values(profile)))
         assert helm(*args, "-f", str(path)).returncode == 0

@@ -80,7 +80,35 @@ def test_only_the_agent_gets_a_token(docs):
         for label, spec in all_pods(docs)
         if any("projected" in v for v in spec.get("volumes", []))
     ]
-    assert with_token == ["Deployment/rel-simmate-agent"]
+    # The agent creates flow-run Jobs; each hook Job has its own ServiceAccount and a Role (or,
+    # for the CRDs, a ClusterRole) limited to the named objects it touches.
+    assert sorted(with_token) == [
+        "Deployment/rel-simmate-agent",
+        "Job/rel-simmate-apollo-restart",
+        "Job/rel-simmate-crd-upgrade",
+        "Job/rel-simmate-dask-recreate",
+    ]
+
+
+def test_hook_roles_are_limited_to_named_objects(docs):
+    """Every Role/ClusterRole of ours (not the operator subchart's) names the objects it allows."""
+    ours = [
+        d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+        and d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "simmate"
+        and not d["metadata"]["name"].endswith("-agent")
+    ]
+    assert {d["metadata"]["name"] for d in ours} == {
+        "rel-simmate-apollo-restart",
+        "rel-simmate-crd-upgrade",
+        "rel-simmate-dask-recreate",
+    }
+    for role in ours:
+        for rule in role["rules"]:
+            assert rule["resourceNames"], role["metadata"]["name"]
+            assert set(rule["verbs"]) <= {"get", "patch", "delete"}, role["metadata"]["name"]
+            assert "*" not in rule["resources"] + rule["apiGroups"]
 
 
 def test_checkov_passes_outside_the_skip_list(tmp_path):

@@ -48,6 +48,22 @@ BAD = [
         },
         "basicAuth.enabled needs basicAuth.existingSecret",
     ),
+    # B: a start above the autoscaler's minimum is scaled away before the workers register.
+    (
+        {"dask": {"worker": {"replicas": 1}, "autoscaler": {"minimum": 0, "maximum": 4}}},
+        "dask.worker.replicas must be empty or equal dask.autoscaler.minimum (autoscaler on)",
+    ),
+    (
+        {"image": {"repository": ""}},
+        "image.repository is not set: set --set image.repository=REGISTRY/simmate-k8s",
+    ),
+    (
+        {
+            "prefectServer": {"enabled": False, "retention": {"enabled": True}},
+            "agent": {"apiUrl": "http://prefect.example.com/graphql"},
+        },
+        "prefectServer.retention.enabled needs prefectServer.enabled",
+    ),
 ]
 
 
@@ -88,3 +104,28 @@ def test_model_rules_and_template_rules_are_the_same_list():
 
 def test_defaults_are_valid():
     ChartValues()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"dask": {"worker": {"replicas": 2}, "autoscaler": {"minimum": 2, "maximum": 4}}},
+        {"dask": {"worker": {"replicas": 3}, "autoscaler": {"enabled": False}}},
+        {"dask": {"worker": {"replicas": None}}},
+    ],
+)
+def test_replicas_that_cannot_fight_the_autoscaler_are_accepted(values):
+    render_chart(values)
+    validate(values)
+
+
+@pytest.mark.parametrize("profile", ["gke", "digitalocean"])
+def test_helm_refuses_a_cloud_profile_without_registry(profile):
+    """The profile file itself, as skaffold or `helm -f` would pass it."""
+    from simmate_k8s.values.render import load_profile
+
+    with pytest.raises(RenderError) as error:
+        render_chart(load_profile(profile))
+    assert "image.repository is not set: set --set image.repository=REGISTRY/simmate-k8s" in str(
+        error.value
+    )

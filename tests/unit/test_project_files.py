@@ -31,10 +31,12 @@ def test_make_kind_test_runs_the_whole_sequence_in_order():
     steps = [
         r"kind create cluster",
         r"build -f images/simmate-k8s/Dockerfile -t simmate-k8s:9\.9\.9-test",
-        r"kind load docker-image \"simmate-k8s:9\.9\.9-test\"",
+        r"tag \"simmate-k8s:9\.9\.9-test\" \"localhost/simmate-k8s:9\.9\.9-test\"",
+        r"kind load docker-image \"localhost/simmate-k8s:9\.9\.9-test\"",
         r"package-dask-operator-chart",
         r"kubectl apply --server-side --force-conflicts -f \S+/crds",
-        r"values --profile kind .*image\.tag=9\.9\.9-test",
+        r"values --profile kind --set image\.repository=localhost/simmate-k8s "
+        r".*image\.tag=9\.9\.9-test",
         r"helm upgrade --install \"simmate\" charts/simmate",
         r"pytest -m kind tests/e2e",
     ]
@@ -43,6 +45,22 @@ def test_make_kind_test_runs_the_whole_sequence_in_order():
         match = re.compile(step, re.S).search(dry_run, position)
         assert match, f"{step!r} missing (or out of order) in make -n kind-test"
         position = match.end()
+
+
+def test_kind_load_with_podman_saves_the_name_the_pods_ask_for():
+    """podman names local builds localhost/NAME:TAG; a bare NAME:TAG in a pod spec means
+    docker.io/library/NAME:TAG. The archive and the chart values must carry the same name."""
+    make = ["make", "-n", "IMAGE_TAG=9.9.9-test", "CONTAINER_ENGINE=podman"]
+    load = subprocess.run([*make, "kind-load"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout
+    assert 'podman tag "simmate-k8s:9.9.9-test" "localhost/simmate-k8s:9.9.9-test"' in load
+    save = re.search(r"podman save .*?\"([^\"]+)\" -o (\S+)", load)
+    assert save and save.group(1) == "localhost/simmate-k8s:9.9.9-test"
+    assert f"kind load image-archive {save.group(2)}" in load
+    install = subprocess.run([*make, "kind-install"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout
+    assert "--set image.repository=localhost/simmate-k8s" in install
+    assert "--set image.tag=9.9.9-test" in install
 
 
 def test_make_refuses_a_latest_image_tag():

@@ -15,12 +15,35 @@ def run(*args):
     return CliRunner().invoke(values, list(args))
 
 
+CLOUD = ("gke", "digitalocean")
+REGISTRY = "image.repository=registry.example.com/team/simmate-k8s"
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_write_valid_values(profile, tmp_path):
     out = tmp_path / "v.yaml"
-    result = run("--profile", profile, "-o", str(out))
+    sets = ["--set", REGISTRY] if profile in CLOUD else []
+    result = run("--profile", profile, *sets, "-o", str(out))
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(out.read_text())["postgresql"]["persistence"]["storageClass"]
+
+
+@pytest.mark.parametrize("profile", CLOUD)
+def test_cloud_profiles_need_a_registry(profile, tmp_path):
+    """The cluster pulls the image: no default repository would ever resolve there."""
+    out = tmp_path / "v.yaml"
+    result = run("--profile", profile, "-o", str(out))
+    assert result.exit_code == 2 and not out.exists()
+    [line] = result.output.strip().splitlines()
+    assert line.endswith(
+        "invalid values: image.repository is not set: "
+        "set --set image.repository=REGISTRY/simmate-k8s"
+    )
+
+
+def test_kind_profile_names_the_image_as_kind_load_does():
+    data = yaml.safe_load(run("--profile", "kind").output)
+    assert data["image"]["repository"] == "localhost/simmate-k8s"
 
 
 def test_files_then_sets_layer_over_the_profile(tmp_path):

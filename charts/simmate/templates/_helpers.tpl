@@ -165,8 +165,20 @@ resources:
 {{- end }}
 {{- end }}
 
+{{/* The DaskCluster's name: at most 53 characters, the operator's limit (dask_kubernetes.constants
+     MAX_CLUSTER_NAME_LEN), so that `<cluster>-scheduler` stays a valid Service name. */}}
+{{- define "simmate.daskClusterName" -}}
+{{- printf "%s-dask" (include "simmate.fullname" .) | trunc 53 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The operator names the scheduler Service `<cluster>-scheduler` (SCHEDULER_NAME_TEMPLATE);
+     every address is derived from that rule here, in one place, never in Python. */}}
+{{- define "simmate.daskSchedulerName" -}}
+{{- printf "%s-scheduler" (include "simmate.daskClusterName" .) }}
+{{- end }}
+
 {{- define "simmate.daskAddress" -}}
-{{- printf "tcp://%s.%s.svc:8786" (include "simmate.componentName" (dict "root" . "component" "dask-scheduler")) .Release.Namespace }}
+{{- printf "tcp://%s.%s.svc:8786" (include "simmate.daskSchedulerName" .) .Release.Namespace }}
 {{- end }}
 
 {{/* Env of every container talking to Prefect Server v1. */}}
@@ -242,4 +254,71 @@ resources:
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- Kubernetes quantities */}}
+
+{{/* A CPU quantity as whole threads, at least 1: "500m" -> 1, "2" -> 2, "2500m" -> 2, "1.5" -> 1 */}}
+{{- define "simmate.cpuThreads" -}}
+{{- $q := toString . }}
+{{- $cores := 0.0 }}
+{{- if hasSuffix "m" $q }}
+{{- $cores = divf (float64 (trimSuffix "m" $q)) 1000.0 }}
+{{- else }}
+{{- $cores = float64 $q }}
+{{- end }}
+{{- max 1 (int64 (floor $cores)) }}
+{{- end }}
+
+{{/* A memory quantity in bytes: "1Gi" -> 1073741824, "1500Mi" -> 1572864000, "1G" -> 1000000000 */}}
+{{- define "simmate.memoryBytes" -}}
+{{- $q := toString . }}
+{{- $number := $q }}
+{{- $factor := 1.0 }}
+{{- $binary := dict "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- $decimal := dict "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 "P" 1000000000000000.0 "E" 1000000000000000000.0 "m" 0.001 }}
+{{- $suffix2 := substr (int (max 0 (sub (len $q) 2))) (len $q) $q }}
+{{- $suffix1 := substr (int (max 0 (sub (len $q) 1))) (len $q) $q }}
+{{- if hasKey $binary $suffix2 }}
+{{- $number = trimSuffix $suffix2 $q }}
+{{- $factor = get $binary $suffix2 }}
+{{- else if hasKey $decimal $suffix1 }}
+{{- $number = trimSuffix $suffix1 $q }}
+{{- $factor = get $decimal $suffix1 }}
+{{- end }}
+{{- printf "%d" (int64 (floor (mulf (float64 $number) $factor))) }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- hook Jobs */}}
+
+{{/* The stdlib-only Kubernetes client the hook Jobs run with `python -c` (files/kube_hook.py). */}}
+{{- define "simmate.kubeHookScript" -}}
+{{- .Files.Get "files/kube_hook.py" }}
+{{- end }}
+
+{{/* A short-lived, projected token for the hook Jobs that call the Kubernetes API (automounting
+     stays off everywhere): (dict "root" $) -> a volume named kube-api-access */}}
+{{- define "simmate.kubeApiVolume" -}}
+- name: kube-api-access
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3600
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+{{- end }}
+
+{{- define "simmate.kubeApiMount" -}}
+- name: kube-api-access
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
 {{- end }}

@@ -22,6 +22,17 @@
 {{- if gt (int $v.dask.autoscaler.minimum) (int $v.dask.autoscaler.maximum) }}
 {{- $problems = append $problems "dask.autoscaler.minimum is larger than dask.autoscaler.maximum" }}
 {{- end }}
+{{- /* The operator scales a fresh worker away before it registers ("Retired workers {}"). */}}
+{{- $replicas := $v.dask.worker.replicas }}
+{{- if and $v.dask.autoscaler.enabled (not (kindIs "invalid" $replicas)) (ne (int $replicas) (int $v.dask.autoscaler.minimum)) }}
+{{- $problems = append $problems "dask.worker.replicas must be empty or equal dask.autoscaler.minimum (autoscaler on)" }}
+{{- end }}
+{{- if not $v.image.repository }}
+{{- $problems = append $problems "image.repository is not set: set --set image.repository=REGISTRY/simmate-k8s" }}
+{{- end }}
+{{- if and $ps.retention.enabled (not $ps.enabled) }}
+{{- $problems = append $problems "prefectServer.retention.enabled needs prefectServer.enabled" }}
+{{- end }}
 {{- if and $v.agent.enabled (not $ps.enabled) (not $v.agent.apiUrl) }}
 {{- $problems = append $problems "agent.enabled without prefectServer.enabled needs agent.apiUrl" }}
 {{- end }}

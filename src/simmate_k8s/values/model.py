@@ -13,12 +13,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CHART_VERSION = "0.1.0"
+from simmate_k8s import __version__
+
+# The default project image tag is the package version (pyproject.toml -> package metadata);
+# Chart.yaml's appVersion must equal it (tests/chart/test_versions.py).
+CHART_VERSION = __version__
 PREFECT_SERVER_VERSION = "core-1.4.1"
 DASK_KUBERNETES_VERSION = "2026.3.0"
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$"
+# Prometheus durations, e.g. 30s, 1m, 1h30m.
+DURATION = r"^(([0-9]+)(ms|s|m|h|d|w|y))+$"
+# Five cron fields (or a @macro), as a Kubernetes CronJob schedule.
+CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 
 Quantity = Annotated[str, Field(pattern=QUANTITY, description="A Kubernetes quantity.")]
 
@@ -148,7 +156,11 @@ class Hasura(Component):
 
 class Migration(Strict):
     enabled: bool = field(
-        True, description="Run `prefect-server database upgrade -y` as a Helm hook Job."
+        True,
+        description=(
+            "Run `prefect-server database upgrade -y` as a post-install/post-upgrade hook Job, "
+            "then restart apollo (a second hook) so it serves the migrated schema."
+        ),
     )
     backoffLimit: int = field(10, description="Retries while the database starts.", ge=0)
     resources: Resources = field(
@@ -186,6 +198,27 @@ class Tenant(Strict):
     resources: Resources = field(
         default_factory=lambda: resources("50m", "128Mi", "500m", "512Mi"),
         description="Requests and limits of the tenant Job.",
+    )
+
+
+class Retention(Strict):
+    enabled: bool = field(
+        False,
+        description=(
+            "A CronJob deleting flow runs (with their task runs, states and logs) not updated "
+            "for `days` days, in batches (files/retention.sql, run by psql)."
+        ),
+    )
+    days: int = field(30, description="Keep flow runs updated within this many days.", ge=1)
+    batchSize: int = field(
+        1000, description="Rows deleted per transaction (per table, per batch).", ge=1
+    )
+    schedule: str = field(
+        "17 3 * * *", description="Cron schedule (cluster time zone).", pattern=CRON
+    )
+    resources: Resources = field(
+        default_factory=lambda: resources("50m", "64Mi", "500m", "256Mi"),
+        description="Requests and limits of the retention Job.",
     )
 
 
@@ -240,6 +273,9 @@ class PrefectServer(Strict):
     )
     tenant: Tenant = field(default_factory=Tenant, description="Default tenant Job.")
     ingress: Ingress = field(default_factory=Ingress, description="Optional Ingress.")
+    retention: Retention = field(
+        default_factory=Retention, description="Prefect database retention CronJob."
+    )
 
     _version_not_latest = field_validator("version")(Image.not_latest.__func__)
 
@@ -311,11 +347,32 @@ class Results(Strict):
 # Dask
 
 
+Threads = int | Literal["auto"]
+
+
 class DaskWorker(Placement):
-    replicas: int = field(1, description="Workers before the autoscaler takes over.", ge=0)
-    nthreads: int = field(1, description="Threads per worker.", ge=1)
+    replicas: int | None = field(
+        None,
+        description=(
+            "Workers of the default group without the autoscaler (empty: 1). With the autoscaler "
+            "the DaskCluster starts at dask.autoscaler.minimum, so leave it empty or equal to it."
+        ),
+        ge=0,
+    )
+    nthreads: Threads = field(
+        "auto",
+        description=(
+            "`dask worker --nthreads`; auto: the container's CPU limit (else request), rounded "
+            "down, at least 1."
+        ),
+    )
     memoryLimit: str = field(
-        "auto", description="`dask worker --memory-limit` (auto: the container limit)."
+        "auto",
+        description=(
+            "`dask worker --memory-limit`; auto: the container's memory limit (else request) in "
+            "bytes, computed by the chart (Dask's own detection misreads cgroup v1 nodes)."
+        ),
+        min_length=1,
     )
     resources: Resources = field(
         default_factory=lambda: resources("500m", "1Gi", "1", "2Gi"),
@@ -328,11 +385,30 @@ class WorkerGroup(Strict):
 
     name: str = field(description="Group name (DNS label), e.g. highmem.", pattern=DNS_LABEL)
     replicas: int | None = field(None, description="Workers in the group (not autoscaled).", ge=0)
-    nthreads: int | None = field(None, description="Threads per worker.", ge=1)
-    memoryLimit: str | None = field(None, description="`dask worker --memory-limit`.")
+    nthreads: Threads | None = field(
+        None, description="Threads per worker (auto: from the group's CPU)."
+    )
+    memoryLimit: str | None = field(
+        None, description="`dask worker --memory-limit` (auto: from the group's memory)."
+    )
     resources: Resources | None = field(None, description="Requests and limits of a worker.")
     nodeSelector: dict[str, str] | None = field(None, description="Node labels to match.")
     tolerations: list[Toleration] | None = field(None, description="Taints tolerated.")
+
+
+class PodMonitor(Strict):
+    enabled: bool = field(
+        False,
+        description=(
+            "A prometheus-operator PodMonitor (monitoring.coreos.com/v1) scraping the scheduler's "
+            "/metrics (needs prometheus_client in the image and the CRD in the cluster)."
+        ),
+    )
+    interval: str = field("30s", description="Scrape interval.", pattern=DURATION)
+    labels: dict[str, str] = field(
+        default_factory=dict,
+        description="Extra labels, e.g. the one your Prometheus selects PodMonitors by.",
+    )
 
 
 class DaskScheduler(Placement):
@@ -341,6 +417,9 @@ class DaskScheduler(Placement):
         description="Requests and limits of the scheduler.",
     )
     service: Service = field(default_factory=Service, description="Scheduler Service.")
+    podMonitor: PodMonitor = field(
+        default_factory=PodMonitor, description="Prometheus scraping of the scheduler."
+    )
 
 
 class Autoscaler(Strict):
@@ -357,11 +436,48 @@ class Dask(Strict):
     workerGroups: list[WorkerGroup] = field(
         default_factory=list, description="Extra worker groups (DaskWorkerGroup), e.g. high-memory."
     )
+    recreateOnUpgrade: bool = field(
+        True,
+        description=(
+            "A pre-upgrade hook deletes the DaskCluster when its rendered spec changed (the "
+            "operator does not update running pods), so Helm re-creates it with the new spec."
+        ),
+    )
+
+
+class CrdUpgrade(Strict):
+    image: Image = field(
+        default_factory=lambda: Image(repository="registry.k8s.io/kubectl", tag="v1.33.4"),
+        description="An image with `kubectl` on PATH, pinned.",
+    )
 
 
 class DaskOperator(Strict):
     enabled: bool = field(
         True, description="Install the dask-kubernetes-operator subchart (once per cluster)."
+    )
+    upgradeCRDs: bool = field(
+        False,
+        description=(
+            "A pre-upgrade hook applies the Dask CRDs of this chart (Helm never upgrades a "
+            "chart's crds/); needs a ClusterRole limited to those four CRDs."
+        ),
+    )
+    crdUpgrade: CrdUpgrade = field(
+        default_factory=CrdUpgrade, description="The CRD upgrade hook Job."
+    )
+
+
+class Hooks(Strict):
+    resources: Resources = field(
+        default_factory=lambda: resources("50m", "64Mi", "200m", "128Mi"),
+        description=(
+            "Requests and limits of the small Kubernetes-API hook Jobs (DaskCluster re-create, "
+            "apollo restart, CRD upgrade)."
+        ),
+    )
+    timeoutSeconds: int = field(
+        300, description="How long a hook Job waits (for a deletion or a rollout).", ge=30
     )
 
 
@@ -371,6 +487,11 @@ class DaskOperator(Strict):
 
 class JobPreset(Placement):
     resources: Resources = field(description="Requests and limits of the flow-run container.")
+    activeDeadlineSeconds: int | None = field(
+        None,
+        description="Longest a flow-run Job may run; empty: agent.jobActiveDeadlineSeconds.",
+        ge=1,
+    )
 
 
 def default_presets() -> dict[str, JobPreset]:
@@ -399,6 +520,16 @@ class Agent(Placement):
         ),
     )
     deleteFinishedJobs: bool = field(True, description="Delete flow-run Jobs when they finish.")
+    jobTtlSeconds: int = field(
+        3600,
+        description="ttlSecondsAfterFinished of every flow-run Job (the one place it is set).",
+        ge=0,
+    )
+    jobActiveDeadlineSeconds: int = field(
+        86400,
+        description="activeDeadlineSeconds of flow-run Jobs whose preset sets none (24 h).",
+        ge=1,
+    )
 
 
 class HelmTests(Strict):
@@ -417,7 +548,13 @@ class NetworkPolicy(Strict):
 
 
 class ProjectImage(Image):
-    repository: str = field("simmate-k8s", description="The project image.", min_length=1)
+    repository: str = field(
+        "simmate-k8s",
+        description=(
+            "The project image. The cloud profiles leave it empty: the registry the cluster "
+            "pulls from must be set."
+        ),
+    )
     tag: str = field(CHART_VERSION, description="Its tag (the chart appVersion); never `latest`.")
 
 
@@ -466,6 +603,7 @@ class ChartValues(Strict):
     )
     agent: Agent = field(default_factory=Agent, description="The Prefect Kubernetes agent.")
     tests: HelmTests = field(default_factory=HelmTests, description="`helm test` hook.")
+    hooks: Hooks = field(default_factory=Hooks, description="The chart's Kubernetes-API hook Jobs.")
     networkPolicy: NetworkPolicy = field(
         default_factory=NetworkPolicy, description="NetworkPolicies."
     )
@@ -499,6 +637,18 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append("the results DB needs postgresql.enabled or results.existingSecret")
     if v.dask.autoscaler.minimum > v.dask.autoscaler.maximum:
         problems.append("dask.autoscaler.minimum is larger than dask.autoscaler.maximum")
+    scaler, replicas = v.dask.autoscaler, v.dask.worker.replicas
+    if scaler.enabled and replicas is not None and replicas != scaler.minimum:
+        # The operator scales a fresh worker away before it registers ("Retired workers {}").
+        problems.append(
+            "dask.worker.replicas must be empty or equal dask.autoscaler.minimum (autoscaler on)"
+        )
+    if not v.image.repository:
+        problems.append(
+            "image.repository is not set: set --set image.repository=REGISTRY/simmate-k8s"
+        )
+    if ps.retention.enabled and not ps.enabled:
+        problems.append("prefectServer.retention.enabled needs prefectServer.enabled")
     if v.agent.enabled and not ps.enabled and not v.agent.apiUrl:
         problems.append("agent.enabled without prefectServer.enabled needs agent.apiUrl")
     if pg.enabled and pg.existingSecret and not v.results.existingSecret:

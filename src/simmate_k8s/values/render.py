@@ -81,11 +81,14 @@ def set_path(data: dict[str, Any], path: list[str], value: Any) -> dict[str, Any
 def format_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{location}: {message}")
+        if not location and item["type"] == "value_error":
+            lines.append(message)  # a rule across keys names its keys itself
+        else:
+            lines.append(f"{location or '(top level)'}: {message}")
     return "; ".join(lines)
 
 
