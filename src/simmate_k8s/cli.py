@@ -20,20 +20,22 @@ COMMANDS = {
     "submit": "simmate_k8s.commands.cluster:submit",
     "status": "simmate_k8s.commands.cluster:status",
     "logs": "simmate_k8s.commands.cluster:logs",
+    "workers": "simmate_k8s.commands.workers:workers",
 }
 
 # One-line help shown by `simmate-k8s --help` without importing any command module.
 SHORT_HELP = {
-    "run": "Run a workflow on a local Dask cluster (or an existing scheduler).",
+    "run": "Run a batch of a workflow on a local Dask cluster (or an existing scheduler).",
     "flows": "List the workflows and their parameters.",
-    "results": "Show what is in the results database.",
-    "db": "Results database commands (check).",
+    "results": "Show, filter and export what is in the results database.",
+    "db": "Results database commands (check, upgrade).",
     "values": "Write validated Helm values for a target (kind, minikube, gke, digitalocean).",
     "config": "Where Prefect Server lives (set / show).",
     "register": "Register every workflow with Prefect Server.",
     "submit": "Submit flow runs to Prefect Server (or as Kubernetes Jobs).",
     "status": "Show the state of flow runs.",
     "logs": "Show the logs of a flow run.",
+    "workers": "Dask workers as HPC batch jobs (slurm, pbs, sge, lsf, htcondor).",
 }
 
 
@@ -53,6 +55,15 @@ class LazyGroup(click.Group):
                 raise
             return None  # the command's module is not part of this build
         return getattr(module, attribute)
+
+    def invoke(self, ctx):
+        # Domain code raises SimmateError; here, and only here, it becomes a one-line CLI error.
+        from simmate_k8s.errors import SimmateError, UserError
+
+        try:
+            return super().invoke(ctx)
+        except SimmateError as error:
+            raise UserError(str(error)) from None
 
     def format_commands(self, ctx, formatter):
         rows = [(name, SHORT_HELP[name]) for name in self.list_commands(ctx)]

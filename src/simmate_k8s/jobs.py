@@ -1,14 +1,21 @@
 """``submit --backend job``: a Kubernetes Job that runs ``simmate-k8s run`` against the release's
 Dask scheduler, for teams without Prefect Server.
 
+The Job is the release's own flow-run Job: the chart's job template for the preset (read from
+the release's job-templates ConfigMap, found by its labels), with only the name, the command
+and the inputs filled in — as Prefect's Kubernetes agent does with the same templates. So the
+image, resources, scheduler address, results-database Secret, TTL and deadline are the
+release's, and no Kubernetes name is derived here.
+
 The input files travel in a ConfigMap (mounted read-only at /inputs) that the Job owns, so
 deleting the Job (or its TTL) removes it too. The builders are pure functions returning plain
-dicts; only :func:`create` and :func:`watch` talk to the cluster (kubernetes client imported
-inside them).
+dicts; only :func:`read_release`, :func:`create` and :func:`watch` talk to the cluster
+(kubernetes client imported inside them).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import string
@@ -20,12 +27,77 @@ from pathlib import Path
 from simmate_k8s.errors import UserError
 
 INPUT_DIR = "/inputs"
-UID = 1000
-TTL_SECONDS = 86400  # keep finished Jobs (and their logs) for a day
+FLOW_CONTAINER = "flow"  # the chart's name for the container of a flow-run Job
+TEMPLATES_COMPONENT = "job-templates"
+SCHEDULER_KEY = "scheduler-address"
 # A ConfigMap holds at most 1 MiB; leave room for the object's metadata.
 MAX_INPUT_BYTES = 900 * 1024
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the CLI reads from an installed release: its job-templates ConfigMap."""
+
+    name: str
+    namespace: str
+    scheduler_address: str
+    templates: dict[str, dict]  # preset -> Job
+
+    @classmethod
+    def from_configmap(cls, configmap: dict, release: str, namespace: str) -> Release:
+        data = configmap.get("data") or {}
+        import yaml
+
+        templates = {}
+        for key, text in data.items():
+            if not key.endswith(".yaml"):
+                continue
+            try:
+                template = yaml.safe_load(text)
+            except yaml.YAMLError:
+                template = None
+            if not isinstance(template, dict) or "spec" not in template:
+                raise UserError(f"the job template {key} of release {release!r} is not a valid "
+                                "Job; upgrade or repair the release")
+            templates[key[:-len(".yaml")]] = template
+        if SCHEDULER_KEY not in data or not templates:
+            raise UserError(f"the job templates of release {release!r} have no "
+                            f"{SCHEDULER_KEY} or no presets; upgrade the release's chart")
+        return cls(release, namespace, data[SCHEDULER_KEY], templates)
+
+    def template(self, preset: str) -> dict:
+        if preset not in self.templates:
+            raise UserError(f"--preset {preset!r}: release {self.name!r} defines "
+                            f"{', '.join(sorted(self.templates))}")
+        return copy.deepcopy(self.templates[preset])
+
+
+def templates_selector(release: str) -> str:
+    return f"app.kubernetes.io/instance={release},app.kubernetes.io/component={TEMPLATES_COMPONENT}"
+
+
+def release_from_file(path: str, release: str, namespace: str) -> Release:
+    """The job-templates ConfigMap from YAML: what `helm template … --show-only
+    templates/agent/job-templates.yaml` or `kubectl get configmap -l … -o yaml` prints."""
+    import yaml
+
+    try:
+        documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UserError(f"--job-templates {path}: not readable YAML "
+                        f"({error.__class__.__name__})") from None
+    objects = [item for doc in documents if isinstance(doc, dict)
+               for item in (doc.get("items", []) if doc.get("kind") == "List" else [doc])
+               if isinstance(item, dict)]
+    for obj in objects:
+        labels_ = (obj.get("metadata") or {}).get("labels") or {}
+        if obj.get("kind") == "ConfigMap" and labels_.get(
+                "app.kubernetes.io/component") == TEMPLATES_COMPONENT and labels_.get(
+                "app.kubernetes.io/instance") == release:
+            return Release.from_configmap(obj, release, namespace)
+    raise UserError(f"--job-templates {path}: no job-templates ConfigMap of release {release!r}")
 
 
 @dataclass
@@ -33,11 +105,16 @@ class JobSpec:
     flow_name: str
     inputs: dict[str, str]  # ConfigMap key -> file contents
     params: list[str]  # KEY=VALUE, already checked by the workflow
-    release: str
-    namespace: str
-    image: str
+    release: Release
+    image: str | None  # None: the release's image
     preset: str
     name: str
+    batch_id: str
+    items: int = 0
+
+    @property
+    def namespace(self) -> str:
+        return self.release.namespace
 
     @property
     def configmap_name(self) -> str:
@@ -45,7 +122,7 @@ class JobSpec:
 
     @property
     def scheduler_address(self) -> str:
-        return f"tcp://{self.release}-dask-scheduler.{self.namespace}.svc:8786"
+        return self.release.scheduler_address
 
 
 def job_name(release: str, flow_name: str, run_name: str | None = None) -> str:
@@ -59,17 +136,24 @@ def job_name(release: str, flow_name: str, run_name: str | None = None) -> str:
     return f"{base}-{suffix}"
 
 
-def input_files(paths) -> dict[str, str]:
-    """ConfigMap keys (index + sanitized file name) -> contents; size-checked."""
+NAMES_KEY = "input-names.json"  # the inputs' names as the user gave them, in order
+
+
+def input_files(inputs: list[tuple[str, str]]) -> dict[str, str]:
+    """ConfigMap keys (index + sanitized file name) -> contents, for (name, text) pairs in
+    input order; size-checked."""
     files = {}
-    for index, path in enumerate(paths):
-        key = f"{index:03d}-{KEY_CHARS.sub('_', Path(path).name)}"[:253]
-        files[key] = Path(path).read_text()
+    for index, (name, text) in enumerate(inputs):
+        key = f"{index:05d}-{KEY_CHARS.sub('_', Path(name).name)}"[:253]
+        files[key] = text
+    import json
+
+    files[NAMES_KEY] = json.dumps([name for name, _ in inputs])
     size = sum(len(text.encode()) for text in files.values())
     if size > MAX_INPUT_BYTES:
         raise UserError(f"the inputs are {size / 1024:.0f} KiB; a Job carries at most "
-                        f"{MAX_INPUT_BYTES // 1024} KiB (one ConfigMap). Submit them in "
-                        "smaller batches, or use --backend prefect")
+                        f"{MAX_INPUT_BYTES // 1024} KiB (one ConfigMap): add --batch-size "
+                        "to make several Jobs, or use --backend prefect")
     return files
 
 
@@ -78,7 +162,7 @@ def labels(spec: JobSpec) -> dict[str, str]:
 
     return {
         "app.kubernetes.io/name": "simmate",
-        "app.kubernetes.io/instance": spec.release,
+        "app.kubernetes.io/instance": spec.release.name,
         "app.kubernetes.io/component": "flow-run",
         "app.kubernetes.io/managed-by": "simmate-k8s",
         "app.kubernetes.io/version": __version__,
@@ -86,6 +170,7 @@ def labels(spec: JobSpec) -> dict[str, str]:
         "simmate-k8s.io/backend": "job",
         "simmate-k8s.io/flow": spec.flow_name.replace("_", "-"),
         "simmate-k8s.io/preset": spec.preset,
+        "simmate-k8s.io/batch": spec.batch_id,
     }
 
 
@@ -101,67 +186,37 @@ def build_configmap(spec: JobSpec) -> dict:
 
 
 def build_job(spec: JobSpec) -> dict:
-    from simmate_k8s.values.model import default_presets
-
-    presets = default_presets()
-    if spec.preset not in presets:
-        raise UserError(f"--preset {spec.preset!r}: choose one of {', '.join(presets)}")
-    preset = presets[spec.preset].model_dump(mode="json")
+    """The release's Job template for the preset, with the name, command and inputs filled in."""
+    job = spec.release.template(spec.preset)
+    names = [key for key in spec.inputs if key != NAMES_KEY]
     command = ["simmate-k8s", "run", spec.flow_name,
-               *(f"{INPUT_DIR}/{key}" for key in spec.inputs),
-               *(arg for param in spec.params for arg in ("--param", param)),
-               "--address", spec.scheduler_address, "--verbose"]
-    container = {
-        "name": "flow",
-        "image": spec.image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": command,  # the image's entrypoint (tini) runs it
-        "env": [
-            {"name": "SIMMATE_DASK_ADDRESS", "value": spec.scheduler_address},
-            {"name": "HOME", "value": "/tmp/home"},
-            {"name": "PYTHONUNBUFFERED", "value": "1"},
-        ],
-        "resources": preset["resources"],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "inputs", "mountPath": INPUT_DIR, "readOnly": True},
-        ],
-    }
-    pod_spec = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
-        "volumes": [
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-            {"name": "inputs", "configMap": {"name": spec.configmap_name,
-                                             "defaultMode": 0o444}},
-        ],
-    }
-    if preset.get("nodeSelector"):
-        pod_spec["nodeSelector"] = preset["nodeSelector"]
-    if preset.get("tolerations"):
-        pod_spec["tolerations"] = preset["tolerations"]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels(spec)},
-        "spec": {
-            "backoffLimit": 0,  # a failed workflow is reported, not silently re-run
-            "ttlSecondsAfterFinished": TTL_SECONDS,
-            "template": {"metadata": {"labels": labels(spec)}, "spec": pod_spec},
-        },
-    }
+               *(f"{INPUT_DIR}/{key}" for key in names),
+               *(arg for param in spec.params
+                 for arg in ((param,) if param.startswith("--") else ("--param", param))),
+               "--batch-id", spec.batch_id, "--address", spec.scheduler_address, "--verbose"]
+    if NAMES_KEY in spec.inputs:
+        command += ["--input-names", f"{INPUT_DIR}/{NAMES_KEY}"]
+    metadata = job.setdefault("metadata", {})
+    metadata.update(name=spec.name, namespace=spec.namespace)
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels(spec)}
+    pod = job["spec"]["template"]
+    pod.setdefault("metadata", {})["labels"] = {**(pod["metadata"].get("labels") or {}),
+                                                **labels(spec)}
+    containers = pod["spec"]["containers"]
+    container = next((c for c in containers if c.get("name") == FLOW_CONTAINER), containers[0])
+    container["args"] = command  # the image's entrypoint (tini) runs it
+    env = [e for e in container.get("env") or [] if not e["name"].startswith("PREFECT__")]
+    if spec.image:
+        container["image"] = spec.image
+        env = [e for e in env if e["name"] != "SIMMATE_IMAGE"]
+        env.append({"name": "SIMMATE_IMAGE", "value": spec.image})  # provenance of the results
+    env.append({"name": "PYTHONUNBUFFERED", "value": "1"})
+    container["env"] = env
+    container.setdefault("volumeMounts", []).append(
+        {"name": "inputs", "mountPath": INPUT_DIR, "readOnly": True})
+    pod["spec"].setdefault("volumes", []).append(
+        {"name": "inputs", "configMap": {"name": spec.configmap_name, "defaultMode": 0o444}})
+    return job
 
 
 def owner_reference(job: dict) -> dict:
@@ -202,6 +257,18 @@ def kube_context(context: str | None = None) -> tuple[str | None, str]:
     if not active:
         raise UserError("no current Kubernetes context; run `kubectl config use-context NAME`")
     return active["name"], active.get("context", {}).get("namespace") or "default"
+
+
+def read_release(release: str, namespace: str, context: str | None = None) -> Release:
+    """The release's job-templates ConfigMap, found in the cluster by its labels."""
+    _, core = _api(context)
+    with _KubeErrors(f"reading the job templates of release {release!r} in {namespace}"):
+        found = core.list_namespaced_config_map(
+            namespace, label_selector=templates_selector(release)).items
+    if not found:
+        raise UserError(f"no release {release!r} with job templates in namespace {namespace} "
+                        "(check --release and --namespace; the chart needs agent.enabled)")
+    return Release.from_configmap(found[0].to_dict(), release, namespace)
 
 
 def default_namespace(context: str | None = None) -> str:

@@ -26,16 +26,19 @@ from simmate_k8s.server_config import ServerConfig, redact_url
 
 LIBRARY_MODULE = "simmate_k8s.flows.library"
 JOB_TEMPLATE_DIR = "/etc/simmate/job-templates"  # mounted into the agent by the chart
-PRESETS = ("default", "small", "large")
 DEFAULT_IMAGE = "simmate-k8s:0.1.0"
 
 
 def _timeout() -> float:
-    return float(os.environ.get("SIMMATE_API_TIMEOUT", "10"))
+    from simmate_k8s.settings import Settings
+
+    return Settings.from_env().api_timeout
 
 
 def poll_interval() -> float:
-    return float(os.environ.get("SIMMATE_POLL_INTERVAL", "2"))
+    from simmate_k8s.settings import Settings
+
+    return Settings.from_env().poll_interval
 
 
 # --- connecting --------------------------------------------------------------------------------
@@ -158,14 +161,14 @@ def register(session: Session, project: str, image: str | None, labels: list[str
     from prefect.run_configs import KubernetesRun
     from prefect.storage import Module
 
-    from simmate_k8s.flows.library import WORKFLOWS
+    from simmate_k8s.flows.library import FLOWS
 
     client = session.client
     results = []
     with api_errors(session.config):
         client.create_project(project)
-        for workflow in WORKFLOWS.values():
-            flow = workflow.flow.copy()
+        for original in FLOWS.values():
+            flow = original.copy()
             flow.storage = Module(LIBRARY_MODULE)
             flow.storage.add_flow(flow)
             flow.run_config = KubernetesRun(image=image, labels=sorted(set(labels)))
@@ -241,13 +244,15 @@ def numbered(value: str | None, index: int, total: int) -> str | None:
 def submit(session: Session, flow: dict, runs: list[tuple[str, dict]], *, labels, run_config,
            run_name: str | None, idempotency_key: str | None, concurrency: int = 8,
            on_done: Callable[[SubmittedRun], None] = lambda r: None) -> list[SubmittedRun]:
-    """Create one flow run per (label, parameters), concurrently; results in input order."""
+    """Create one flow run per (label, parameters), concurrently; results in input order.
+
+    A label that is a batch id names the run after it (``run_name`` overrides)."""
     from pathlib import Path
 
     def create(index: int, label: str, parameters: dict) -> SubmittedRun:
         name = numbered(run_name, index, len(runs))
         if name is None and label != flow["name"]:
-            name = Path(label).stem  # the input file, e.g. Cu_fcc_rattled
+            name = Path(label).stem  # e.g. the batch's first input, Cu_fcc_rattled
         key = numbered(idempotency_key, index, len(runs)) or uuid.uuid4().hex
         flow_run_id = session.client.create_flow_run(
             flow_id=flow["id"], parameters=parameters, labels=labels, run_config=run_config,

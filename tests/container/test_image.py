@@ -13,7 +13,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from simmate_k8s import database
+from simmate_k8s import database, results
+from simmate_k8s.flows.registry import get_workflow
 
 pytestmark = pytest.mark.container
 
@@ -51,10 +52,10 @@ def test_default_command_runs_under_tini_as_non_root(containers):
 
 # The stand-in base carries Debian's Python 3.11.2; the host venv may be another 3.11.x.
 @pytest.mark.filterwarnings("ignore:Mismatched versions found")
-def test_smoke_flow_results_land_in_postgres(containers, scheduler, pg_url):
+def test_smoke_batch_results_land_in_postgres(image, containers, scheduler, pg_url):
     from distributed import Client
 
-    env = {"SIMMATE_DATABASE_URL": pg_url}
+    env = {"SIMMATE_DATABASE_URL": pg_url, "SIMMATE_IMAGE": image}
     worker = containers.start("worker", *worker_command(scheduler), env=env)
     with Client(scheduler, timeout=30) as client:
         try:
@@ -62,21 +63,52 @@ def test_smoke_flow_results_land_in_postgres(containers, scheduler, pg_url):
         except TimeoutError:
             pytest.fail(f"worker did not register:\n{containers.logs(worker)}")
 
-    # The flow run itself, from a third container of the same image (as a flow-run Job does).
-    # It gets no database URL: the rows can only come from the preloaded worker.
-    run = containers.run("simmate-k8s", "run", "smoke", "--param", "n=6", "--address", scheduler)
+    # The batch itself, from a third container of the same image (as a flow-run Job does).
+    # It reads the results database to skip what is done and to report (the chart's flow-run
+    # Jobs get the same URL from the release's Secret); the rows are written by the worker.
+    def run_smoke(batch_id):
+        return containers.run("simmate-k8s", "run", "smoke", "--param", "n=6", "--address",
+                              scheduler, "--batch-id", batch_id, "--json",
+                              env={"SIMMATE_DATABASE_URL": pg_url})
+
+    run = run_smoke("smoke-first")
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n--- worker ---\n" + containers.logs(
         worker
     )
+    (outcome,) = json.loads(run.stdout)
+    assert outcome["batch_id"] == "smoke-first"
+    assert outcome["summary"]["completed"] == 6 and outcome["summary"]["cached"] == 0
 
+    smoke = get_workflow("smoke")
     engine = sa.create_engine(database.parse_url(pg_url))
     try:
-        rows = database.load_results(engine, flow_name="smoke")
+        rows = results.load_rows(engine, workflow="smoke")
+        report = results.batch_report(engine, "smoke-first")
     finally:
         engine.dispose()
-    assert len(rows) == 6, f"smoke rows: {rows}\n{run.stdout}\n{containers.logs(worker)}"
-    assert {row["status"] for row in rows} == {"completed"}
+    assert [row["input_name"] for row in rows] == [f"square-{i}" for i in range(6)], (
+        f"smoke rows: {rows}\n{run.stdout}\n{containers.logs(worker)}")
+    for i, row in enumerate(rows):
+        assert (row["workflow"], row["status"], row["error"]) == ("smoke", "completed", None)
+        assert row["result"] == {"i": i, "square": i * i}
+        assert row["parameters"] == smoke.compute_parameters(smoke.check_parameters({"n": 6}))
+        assert row["batch_id"] == "smoke-first" and row["executions"] == 1
+        assert row["worker"] and row["finished_at"] >= row["started_at"]
+        assert row["provenance"]["simmate-k8s"] and row["provenance"]["image"] == image
+    assert [entry["position"] for entry in report] == list(range(6))
     assert "results database" in containers.logs(worker)  # the preload said it was ready
+
+    # The same batch again: found done, nothing computed, no new rows.
+    again = run_smoke("smoke-again")
+    assert again.returncode == 0, again.stderr
+    (outcome,) = json.loads(again.stdout)
+    assert outcome["summary"]["cached"] == 6 and outcome["summary"]["completed"] == 0
+    engine = sa.create_engine(database.parse_url(pg_url))
+    try:
+        assert results.row_count(engine) == 6
+        assert {row["batch_id"] for row in results.load_rows(engine)} == {"smoke-first"}
+    finally:
+        engine.dispose()
 
 
 def test_worker_fails_fast_when_the_database_is_unreachable(containers, scheduler):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import EXAMPLES
 from tests.contract.prefect_server_api import PrefectServerEndpoint
 
 
@@ -31,17 +31,27 @@ def in_process(prefect_api, monkeypatch, tmp_path):
     monkeypatch.setenv("PREFECT__CLOUD__API", prefect_api.url)
     monkeypatch.setenv("PREFECT__BACKEND", "server")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    for config in (prefect.config, prefect.context.config):
-        monkeypatch.setattr(config, "backend", config.backend)
-        monkeypatch.setattr(config.cloud, "api", config.cloud.api)
-    return prefect_api
+    # Saved and restored by hand: Prefect's configs are Boxes (keys, not instance attributes),
+    # and pytest's monkeypatch.setattr would *delete* such a key when it undoes.
+    saved = [(config, config.backend, config.cloud.api)
+             for config in {id(c): c for c in (prefect.config, prefect.context.config)}.values()]
+    yield prefect_api
+    for config, backend, api in saved:
+        config.backend = backend
+        config.cloud.api = api
 
 
 @pytest.fixture
-def registered(prefect_api, api_env):
-    result = run_cli("register", "--image", "simmate-k8s:0.1.0", env=api_env)
-    assert result.returncode == 0, result.stderr
-    return prefect_api
+def registered(in_process, api_env):
+    """Every flow registered (image simmate-k8s:0.1.0, project "simmate"), as `simmate-k8s
+    register --image simmate-k8s:0.1.0` does (tested in test_register.py), but in this process:
+    a CLI process costs seconds of imports for every test that needs registered flows."""
+    from simmate_k8s import server, server_config
+
+    session = server.connect(server_config.load())
+    registrations = server.register(session, "simmate", "simmate-k8s:0.1.0", [])
+    assert all(r.changed and r.version == 1 for r in registrations)
+    return in_process
 
 
 def runner_client(api):
@@ -89,6 +99,12 @@ def script(outcome="Success"):
             state.Running(message="Running flow."),
             "hello from the flow run",
             getattr(state, outcome)(message=f"All reference tasks: {outcome.lower()}")]
+
+
+def registered_parameters(api, flow_id) -> dict:
+    """{name: default} of the Parameters of a flow as it was registered."""
+    serialized = api.state.flows[flow_id]["serialized_flow"]
+    return {p["name"]: p.get("default") for p in serialized["parameters"]}
 
 
 POSCAR = EXAMPLES / "Cu_fcc_rattled.POSCAR"

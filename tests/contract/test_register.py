@@ -1,10 +1,16 @@
 """`simmate-k8s register` against the Prefect Server v1 contract."""
 
+import dataclasses
+
 from prefect.serialization.run_config import RunConfigSchema
 from prefect.serialization.storage import StorageSchema
 
-from simmate_k8s.flows.library import WORKFLOWS
+from simmate_k8s.flows.library import FLOWS
+from simmate_k8s.flows.registry import WORKFLOWS, Param
 from tests.conftest import run_cli
+from tests.contract.conftest import registered_parameters
+
+BATCH_PARAMETERS = {"batch_id": None, "rerun": False, "chunk_size": 1}
 
 
 def latest(api):
@@ -31,6 +37,26 @@ def test_register_creates_project_and_every_flow(prefect_api, api_env):
     assert "3 of 3 flows registered" in result.stderr
 
 
+def test_registered_parameters_are_the_flows_own(prefect_api, api_env):
+    """What the server knows of each flow's Parameters is what library.py defines: the
+    workflow's parameters with their defaults, the batch's inputs, and how to run the batch."""
+    assert run_cli("register", env=api_env).returncode == 0
+    flows = latest(prefect_api)
+    assert set(flows) == set(FLOWS)
+    for name, flow in flows.items():
+        registered = registered_parameters(prefect_api, flow["id"])
+        assert registered == {p.name: p.default for p in FLOWS[name].parameters()}
+        workflow = WORKFLOWS[name]
+        # inputs=None: smoke makes its items from n; a split batch sends its part
+        expected = {**workflow.parameter_defaults(), **BATCH_PARAMETERS, "inputs": None}
+        assert registered == expected, name
+        serialized = flow["serialized_flow"]["parameters"]
+        assert not [p["name"] for p in serialized if p.get("required")], "all have defaults"
+    task_names = {task["name"] for task in prefect_api.state.flows[
+        flows["relaxation_emt"]["id"]]["tasks"]}
+    assert {"plan", "compute", "summary"} <= task_names
+
+
 def test_register_twice_changes_nothing(prefect_api, api_env):
     assert run_cli("register", env=api_env).returncode == 0
     before = {name: f["id"] for name, f in latest(prefect_api).items()}
@@ -53,26 +79,24 @@ def test_changed_image_bumps_every_version(prefect_api, api_env):
 
 def test_only_a_changed_flow_gets_a_new_version(in_process, monkeypatch):
     """In-process, so one flow can be changed: only that one is registered again."""
-    from prefect import Flow, Parameter
-
     from simmate_k8s import server, server_config
     from simmate_k8s.flows import library
 
     session = server.connect(server_config.load())
     first = server.register(session, "simmate", "simmate-k8s:0.1.0", [])
     assert all(r.changed and r.version == 1 for r in first)
+    assert {r.name for r in first} == set(WORKFLOWS)
 
-    with Flow("smoke") as changed_smoke:  # a new parameter: a different serialized flow
-        library.square_task.map(library.indices_task(Parameter("n", default=3)),
-                                delay=library.unmapped(Parameter("delay", default=0.0)))
-    workflows = dict(library.WORKFLOWS)
-    workflows["smoke"] = library.Workflow(changed_smoke, "changed")
-    monkeypatch.setattr(library, "WORKFLOWS", workflows)
+    smoke = WORKFLOWS["smoke"]  # a new parameter: a different serialized flow
+    changed = dataclasses.replace(smoke, params=(*smoke.params, Param("extra", 1, "new")))
+    monkeypatch.setattr(library, "FLOWS", {**library.FLOWS, "smoke": library.build_flow(changed)})
 
     second = {r.name: r for r in server.register(session, "simmate", "simmate-k8s:0.1.0", [])}
     assert second["smoke"].changed and second["smoke"].version == 2
     assert not second["relaxation_emt"].changed and second["relaxation_emt"].version == 1
     assert not second["static_energy_emt"].changed
+    smoke_flow = in_process.state.flows[second["smoke"].flow_id]
+    assert "extra" in registered_parameters(in_process, smoke_flow["id"])
 
 
 def test_register_rejects_an_unpinned_image(prefect_api, api_env):

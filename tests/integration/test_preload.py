@@ -9,6 +9,7 @@ from distributed import Client
 
 from simmate_k8s import database
 from simmate_k8s.preload import PLUGIN_NAME
+from tests.conftest import count_rows
 from tests.support.dask import DaskProcesses, dask_command
 from tests.support.postgres import free_port
 
@@ -24,11 +25,21 @@ def _connections(url: str) -> int:
 
 
 def _save_on_worker(i):
-    from simmate_k8s import database
+    """Claim and finish one item through the worker's preloaded engine, as a task does."""
+    import uuid
+
+    from simmate_k8s import results
     from simmate_k8s.preload import results_engine
 
-    return database.save_result(results_engine(), flow_name="preload-test", task_name="t",
-                                parameters={"i": i}, result={"i": i})
+    engine, execution = results_engine(), uuid.uuid4().hex
+    digest = results.input_digest(i)
+    item = {"key": results.item_key("preload-test", "1", digest, {}), "name": f"item-{i}",
+            "digest": digest}
+    assert results.claim(engine, item, workflow="preload-test", version="1", parameters={},
+                         batch_id="b", flow_run_id=None, execution_id=execution,
+                         worker="w", queued_at=results.now(), rerun=False) == 1
+    assert results.finish(engine, item["key"], execution, status="completed", result={"i": i})
+    return item["key"]
 
 
 def test_every_worker_holds_one_pool_and_tasks_share_it(pg_url):
@@ -39,7 +50,7 @@ def test_every_worker_holds_one_pool_and_tasks_share_it(pg_url):
         assert len(set(keys)) == 200
         # 200 saves from 2 workers: pooled connections, not one per task
         assert 1 <= _connections(pg_url) <= 2 * 4
-    assert len(database.load_results(database.create_engine(pg_url))) == 200
+    assert count_rows(pg_url) == 200
 
 
 def test_worker_does_not_start_when_the_database_is_down_3s_timeout():
@@ -74,4 +85,21 @@ def test_client_preload_registers_the_plugin_on_existing_workers(pg_url, monkeyp
         with dask.config.set({"distributed.client.preload": ["simmate_k8s.preload"]}), \
                 Client(cluster.scheduler_address) as client:
             assert all(client.run(lambda dask_worker: PLUGIN_NAME in dask_worker.plugins).values())
-            assert client.submit(_save_on_worker, 1).result().startswith("preload-test/t/")
+            assert len(client.submit(_save_on_worker, 1).result()) == 64
+    assert count_rows(pg_url) == 1
+
+
+def test_worker_with_a_wrong_password_stops_at_once(postgres, pg_url):
+    wrong = pg_url.replace(f":{postgres.password}@", ":not-the-password@")
+    with DaskProcesses(pg_url, workers=0, connect_timeout=30) as cluster:
+        started = time.monotonic()
+        worker = subprocess.run(
+            dask_command() + ["worker", cluster.address, "--nthreads", "1",
+                              "--preload", "simmate_k8s.preload", "--no-nanny"],
+            env={**cluster.env, "SIMMATE_DATABASE_URL": wrong}, capture_output=True, text=True,
+            timeout=60)
+        elapsed = time.monotonic() - started
+    assert worker.returncode != 0
+    assert elapsed < 15, "a refused login must not be retried for the 30 s connect timeout"
+    assert "refused the connection" in worker.stderr and "password authentication" in worker.stderr
+    assert "not-the-password" not in worker.stderr

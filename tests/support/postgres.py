@@ -39,8 +39,9 @@ def find_bin_dir() -> Path:
 class PostgresServer:
     user = "simmate"
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, fsync: bool = False):
         self.bin_dir = find_bin_dir()
+        self.fsync = fsync  # off (-F) is faster; crash tests need it on
         self.port = port or free_port()
         self.password = secrets.token_urlsafe(12)
         self.base = Path(tempfile.mkdtemp(prefix="simmate-pg-"))
@@ -66,7 +67,9 @@ class PostgresServer:
         return subprocess.run(command, check=check, capture_output=True, text=True)
 
     def start(self) -> None:
-        options = f"-p {self.port} -h 127.0.0.1 -k {self.base} -F -c max_connections=200"
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.base} -c max_connections=200"
+        if not self.fsync:
+            options += " -F"
         result = self._pg("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
                           "-o", options, "-w", "-t", "60", "start", check=False)
         if result.returncode != 0:
@@ -75,8 +78,8 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         self._pg("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
 
-    def restart(self, down_for: float = 0.0) -> None:
-        self.stop()
+    def restart(self, down_for: float = 0.0, mode: str = "fast") -> None:
+        self.stop(mode)
         time.sleep(down_for)
         self.start()
 

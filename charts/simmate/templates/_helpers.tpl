@@ -78,6 +78,11 @@ imagePullPolicy: {{ .image.pullPolicy }}
 {{ include "simmate.image" (dict "image" .Values.image "tag" .Chart.AppVersion) }}
 {{- end }}
 
+{{/* The project image as one reference, REPOSITORY:TAG (what provenance records) */}}
+{{- define "simmate.projectImageRef" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
 {{- define "simmate.prefectImage" -}}
 {{ include "simmate.image" (dict "image" .image "tag" .root.Values.prefectServer.version) }}
 {{- end }}
@@ -206,6 +211,9 @@ resources:
       key: {{ .Values.results.key }}
 - name: SIMMATE_DB_CONNECT_TIMEOUT
   value: {{ .Values.results.connectTimeout | quote }}
+{{- /* recorded with every result as provenance */}}
+- name: SIMMATE_IMAGE
+  value: {{ include "simmate.projectImageRef" . | quote }}
 {{- end }}
 
 {{- define "simmate.hasuraSecretName" -}}

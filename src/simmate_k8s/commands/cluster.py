@@ -11,10 +11,8 @@ import sys
 
 import click
 
+from simmate_k8s.commands.local import batch_options
 from simmate_k8s.errors import UserError
-
-PRESETS = ("default", "small", "large")  # the chart's agent.jobPresets
-
 
 # --- config ------------------------------------------------------------------------------------
 
@@ -146,14 +144,16 @@ def register(project, image, labels, as_json):
 
 @click.command()
 @click.argument("flow_name", metavar="FLOW")
-@click.argument("inputs", nargs=-1, metavar="[INPUT]...", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Set a workflow parameter (see `simmate-k8s flows`); repeatable.")
-@click.option("--preset", type=click.Choice(PRESETS), default=None,
-              help="Resources of the flow-run Job (the chart's agent.jobPresets).")
+@batch_options
+@click.option("--preset", default=None, metavar="NAME",
+              help="Resources of the flow-run Job: a preset of the release's "
+                   "agent.jobPresets (default, small, large unless the release defines others).")
 @click.option("--run-name", metavar="NAME",
-              help="Name the run (a batch gets NAME-1, NAME-2, ...; with --backend job it "
-                   "names the Job) [default: the input file name].")
+              help="Name the flow run (batches get NAME-1, NAME-2, ...; with --backend job "
+                   "it names the Job) [default: the first input's file name].")
 @click.option("--watch", is_flag=True,
               help="Follow states and logs to the end; exit 0 on Success, 1 otherwise.")
 @click.option("--json", "as_json", is_flag=True, help="Print the created runs as JSON.")
@@ -164,7 +164,7 @@ def register(project, image, labels, as_json):
 @_project_option
 @click.option("--idempotency-key", metavar="KEY",
               help="[prefect] Submitting again with the same key returns the same run "
-                   "(a batch uses KEY-1, KEY-2, ...).")
+                   "(batches use KEY-1, KEY-2, ...).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="[prefect] Flow runs created at once.")
 @click.option("--namespace", "-n", metavar="NS",
@@ -174,45 +174,69 @@ def register(project, image, labels, as_json):
 @click.option("--release", default="simmate", show_default=True, metavar="NAME",
               help="[job] Helm release whose Dask scheduler runs the tasks.")
 @click.option("--image", metavar="IMAGE",
-              help="[job] Project image [default: simmate-k8s:<version>].")
+              help="[job] Project image [default: the release's, from its job template].")
+@click.option("--job-templates", "job_templates", metavar="FILE",
+              help="[job] The release's job-templates ConfigMap as YAML (`kubectl get configmap "
+                   "-l app.kubernetes.io/component=job-templates -o yaml`) instead of reading "
+                   "it from the cluster; with --dry-run no cluster is needed.")
 @click.option("--dry-run", is_flag=True,
               help="[job] Print the objects as YAML instead of creating them.")
-def submit(flow_name, inputs, params, preset, run_name, watch, as_json, backend, labels,
-           project, idempotency_key, concurrency, namespace, kube_context, release, image,
-           dry_run):
-    """Submit FLOW once per INPUT file to the cluster.
+def submit(flow_name, inputs, params, batch_size, rerun, preset, run_name, watch, as_json,
+           backend, labels, project, idempotency_key, concurrency, namespace, kube_context,
+           release, image, job_templates, dry_run):
+    """Submit FLOW on every INPUT to the cluster as one batch: one flow run (and one Job).
 
-    Every input is checked here first: a bad file creates nothing.
+    INPUT is a POSCAR file, a directory of them, or a quoted glob. Every input is checked
+    here first: a bad file creates nothing. On the cluster, items already completed in the
+    results database are skipped (--rerun computes them again); --batch-size splits the
+    inputs into several flow runs.
 
     \b
     Examples:
       simmate-k8s submit relaxation_emt POSCAR --watch
-      simmate-k8s submit relaxation_emt structures/*.POSCAR --preset large --json
+      simmate-k8s submit relaxation_emt structures/ --preset large --json
+      simmate-k8s submit relaxation_emt 'structures/*.POSCAR' --batch-size 500
       simmate-k8s submit smoke --param n=100 --label gpu
-      simmate-k8s submit relaxation_emt POSCAR --backend job --watch
+      simmate-k8s submit relaxation_emt structures/ --backend job --watch
     """
-    from simmate_k8s.flows.library import get_workflow
+    from simmate_k8s.flows import inputs as batch_inputs
+    from simmate_k8s.flows.registry import get_workflow
 
     workflow = get_workflow(flow_name)
-    runs = workflow.build_runs(inputs, params)  # every input checked before anything is created
+    # every input checked before anything is created
+    batch = batch_inputs.from_arguments(workflow, inputs, params)
+    for warning in batch.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    parts = batch.split(batch_size)
     if backend == "job":
         used = [name for name, value in (("--label", labels), ("--project", project),
                                          ("--idempotency-key", idempotency_key)) if value]
         if used:
             raise UserError(f"{', '.join(used)}: only with --backend prefect")
-        _submit_job(workflow, inputs, params, preset or "default", run_name, watch, as_json,
-                    namespace, kube_context, release, image, dry_run)
+        _submit_job(workflow, parts, params, rerun, preset or "default", run_name, watch,
+                    as_json, namespace, kube_context, release, image, job_templates, dry_run)
     else:
         used = [name for name, value in (("--namespace", namespace), ("--context", kube_context),
-                                         ("--image", image), ("--dry-run", dry_run)) if value]
+                                         ("--image", image), ("--job-templates", job_templates),
+                                         ("--dry-run", dry_run)) if value]
         if used:
             raise UserError(f"{', '.join(used)}: only with --backend job "
                             "(the image of Prefect runs is set by `register --image`)")
-        _submit_prefect(workflow, runs, preset, run_name, watch, as_json, list(labels), project,
-                        idempotency_key, concurrency)
+        _submit_prefect(workflow, parts, rerun, preset, run_name, watch, as_json, list(labels),
+                        project, idempotency_key, concurrency)
 
 
-def _submit_prefect(workflow, runs, preset, run_name, watch, as_json, labels, project,
+def _flow_parameters(part, rerun: bool) -> tuple[str, dict]:
+    """(batch id, the flow run's parameters) for one batch."""
+    import uuid
+
+    batch_id = str(uuid.uuid4())
+    parameters = {**part.parameters, "batch_id": batch_id, "rerun": rerun, "chunk_size": 1}
+    parameters["inputs"] = part.inputs()
+    return batch_id, parameters
+
+
+def _submit_prefect(workflow, parts, rerun, preset, run_name, watch, as_json, labels, project,
                     idempotency_key, concurrency):
     from simmate_k8s import server, server_config
     from simmate_k8s.commands.output import print_json, print_table, progress
@@ -222,63 +246,94 @@ def _submit_prefect(workflow, runs, preset, run_name, watch, as_json, labels, pr
     session = server.connect(cfg)
     flow = server.resolve_flow(session, workflow.name, project)
     run_labels, run_config = server.run_settings(flow, labels, preset)
+    batches = [_flow_parameters(part, rerun) for part in parts]
+    runs = [(part.items[0]["name"] if workflow.takes_files else workflow.name, parameters)
+            for part, (_, parameters) in zip(parts, batches, strict=True)]
     with progress(len(runs), "flow runs", show=len(runs) > 1) as bar:
         submitted = server.submit(
             session, flow, runs, labels=run_labels, run_config=run_config, run_name=run_name,
             idempotency_key=idempotency_key, concurrency=concurrency,
             on_done=lambda run: bar.update(1))
+
+    def described(run, part, batch_id):
+        return {"batch_id": batch_id, "items": len(part.items), "first_input": run.label,
+                "flow_run_id": run.flow_run_id, "url": run.url, "flow": workflow.name,
+                "flow_version": flow["version"]}
+
+    entries = [described(run, part, batch_id) for run, part, (batch_id, _) in
+               zip(submitted, parts, batches, strict=True)]
     if as_json and not watch:
-        print_json([{"input": r.label, "flow_run_id": r.flow_run_id, "url": r.url,
-                     "flow": workflow.name, "flow_version": flow["version"]} for r in submitted])
+        print_json(entries)
         return
     if not as_json:
-        print_table(["INPUT", "FLOW RUN", "URL"],
-                    [[r.label, r.flow_run_id, r.url] for r in submitted])
+        print_table(["BATCH", "ITEMS", "FLOW RUN", "URL"],
+                    [[e["batch_id"], e["items"], e["flow_run_id"], e["url"]] for e in entries])
     if not watch:
         return
     final = _follow([r.flow_run_id for r in submitted], session,
-                    names={r.flow_run_id: r.label for r in submitted} if len(submitted) > 1
-                    else {}, err=as_json)
+                    names={e["flow_run_id"]: e["batch_id"][:8] for e in entries}
+                    if len(submitted) > 1 else {}, err=as_json)
     if as_json:
-        print_json([{"input": r.label, "flow_run_id": r.flow_run_id, "url": r.url,
-                     "flow": workflow.name, "flow_version": flow["version"],
-                     "state": final[r.flow_run_id]} for r in submitted])
+        print_json([{**e, "state": final[e["flow_run_id"]]} for e in entries])
     _exit_from_states(final)
 
 
-def _submit_job(workflow, inputs, params, preset, run_name, watch, as_json, namespace,
-                kube_context, release, image, dry_run):
-    from simmate_k8s import jobs, server
+def _submit_job(workflow, parts, params, rerun, preset, run_name, watch, as_json, namespace,
+                kube_context, release, image, job_templates, dry_run):
+    from simmate_k8s import jobs
     from simmate_k8s.commands.output import print_json
 
-    image = image or server.DEFAULT_IMAGE
-    if dry_run:
+    if not workflow.takes_files and len(parts) > 1:
+        raise UserError(f"--batch-size: {workflow.name} makes its own items; with --backend job "
+                        "submit it once per batch")
+    for option, value in (("--release", release), ("--namespace", namespace)):
+        if value is not None and (len(value) > 53 or not jobs.DNS_LABEL.fullmatch(value)):
+            raise UserError(f"{option} {value!r}: lowercase letters, digits and '-' "
+                            "(a Kubernetes name)")
+    if image and (image.endswith(":latest")
+                  or ":" not in image.rsplit("/", 1)[-1] and "@" not in image):
+        raise UserError(f"--image {image!r}: pin a tag (e.g. simmate-k8s:0.1.0), not latest")
+    if job_templates:
         namespace = namespace or jobs.default_namespace(kube_context)
+        target = jobs.release_from_file(job_templates, release, namespace)
     else:
         namespace = namespace or jobs.kube_context(kube_context)[1]
-    spec = jobs.JobSpec(
-        flow_name=workflow.name, inputs=jobs.input_files(inputs), params=list(params),
-        release=release, namespace=namespace, image=image, preset=preset,
-        name=jobs.job_name(release, workflow.name, run_name),
-    )
-    objects = [jobs.build_configmap(spec), jobs.build_job(spec)]
+        target = jobs.read_release(release, namespace, kube_context)
+    target.template(preset)  # an unknown preset: one line, before anything is made
+    specs = []
+    for index, part in enumerate(parts):
+        name = run_name if run_name is None or len(parts) == 1 else f"{run_name}-{index + 1}"
+        batch_id, _ = _flow_parameters(part, rerun)
+        specs.append(jobs.JobSpec(
+            flow_name=workflow.name,
+            inputs=jobs.input_files([(item["name"], item["data"]) for item in part.items])
+            if workflow.takes_files else {},
+            params=list(params) + (["--rerun"] if rerun else []),
+            release=target, image=image, preset=preset,
+            name=jobs.job_name(release, workflow.name, name), batch_id=batch_id,
+            items=len(part.items)))
     if dry_run:
+        objects = [obj for spec in specs for obj in (jobs.build_configmap(spec),
+                                                      jobs.build_job(spec))]
         if as_json:
             print_json(objects)
         else:
             click.echo("# the ConfigMap gets an ownerReference to the Job once the Job exists")
             click.echo(jobs.to_yaml(objects), nl=False)
         return
-    jobs.create(spec, kube_context)
+    for spec in specs:
+        jobs.create(spec, kube_context)
+        if not as_json:
+            click.echo(jobs.created_message(spec))
     if as_json:
-        print_json({"job": spec.name, "configmap": spec.configmap_name, "namespace": namespace,
-                    "scheduler": spec.scheduler_address})
-    else:
-        click.echo(jobs.created_message(spec))
+        print_json([{"job": spec.name, "configmap": spec.configmap_name, "namespace": namespace,
+                     "scheduler": spec.scheduler_address, "batch_id": spec.batch_id,
+                     "items": spec.items} for spec in specs])
     if watch:
-        succeeded = jobs.watch(spec, kube_context,
-                               echo=lambda line: click.echo(line, err=as_json))
-        click.echo(f"job/{spec.name} {'succeeded' if succeeded else 'failed'}", err=True)
+        succeeded = all([jobs.watch(spec, kube_context,
+                                    echo=lambda line: click.echo(line, err=as_json))
+                         for spec in specs])
+        click.echo(f"{len(specs)} job(s) {'succeeded' if succeeded else 'failed'}", err=True)
         sys.exit(0 if succeeded else 1)
 
 

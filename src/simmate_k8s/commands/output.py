@@ -1,10 +1,14 @@
-"""Printing for the commands: aligned tables for people, JSON for programs."""
+"""Printing for the commands: aligned tables for people, strict JSON and CSV for programs, and
+the progress of a running batch."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import math
 import sys
+import time
 from datetime import date, datetime
 
 import click
@@ -28,8 +32,28 @@ def _default(value):
     return str(value)
 
 
+def strict(value):
+    """Non-finite floats (rows written by older releases) as null: strict JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(item) for item in value]
+    return value
+
+
 def print_json(value) -> None:
-    click.echo(json.dumps(value, indent=2, default=_default))
+    click.echo(json.dumps(strict(value), indent=2, default=_default, allow_nan=False))
+
+
+def print_csv(columns, rows: list[dict]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _default(strict(row.get(c))) if
+                         isinstance(row.get(c), datetime | date) else strict(row.get(c))
+                         for c in columns])
 
 
 class _NoBar:
@@ -46,3 +70,60 @@ def progress(total: int, label: str, show: bool = True):
         return
     with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True) as bar:
         yield bar
+
+
+class BatchProgress:
+    """Follows running batches in the results database: a bar on a terminal, otherwise a line
+    every LINE_SECONDS; and a heartbeat line for items that report progress (long runs)."""
+
+    LINE_SECONDS = 10.0
+
+    def __init__(self, engine, batch_ids: list[str], total: int, already_done: int,
+                 show: bool = True):
+        self.engine, self.batch_ids, self.total = engine, batch_ids, total
+        self.already_done, self.show = already_done, show
+        self.done = already_done
+        self.last_line = self.last_heartbeat = time.monotonic()
+        self.bar = None
+        self.tty = sys.stderr.isatty()
+
+    def __enter__(self):
+        if self.show and self.tty and self.total > 1:
+            self.bar = click.progressbar(length=self.total, label="items", file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+            self.bar.update(self.already_done)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+    def poll(self) -> None:
+        if not self.show:
+            return
+        from simmate_k8s import results
+
+        try:
+            counts = [results.status_counts(self.engine, b) for b in self.batch_ids]
+        except Exception:  # the database may be away for a moment: the batch waits it out too
+            return
+        finished = sum(c.get("completed", 0) + c.get("failed", 0) for c in counts)
+        failed = sum(c.get("failed", 0) for c in counts)
+        done = self.already_done + finished
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        elif now - self.last_line >= self.LINE_SECONDS and done != self.done:
+            click.echo(f"progress: {done} of {self.total} items"
+                       + (f" ({failed} failed)" if failed else ""), err=True)
+            self.last_line = now
+        self.done = done
+        if now - self.last_heartbeat >= self.LINE_SECONDS:
+            self.last_heartbeat = now
+            for batch_id in self.batch_ids:
+                for row in results.running_progress(self.engine, batch_id):
+                    shown = ", ".join(f"{k} {v}" for k, v in row["progress"].items() if k != "at")
+                    click.echo(f"\n  running {row['input_name']}: {shown}" if self.bar else
+                               f"  running {row['input_name']}: {shown}", err=True)
