@@ -45,8 +45,8 @@ PARAMETERS = {"fmax": 0.05, "max_steps": 500}
 CLAIM_COLUMNS = ("key", "workflow", "workflow_version", "input_name", "input_hash", "parameters",
                  "status", "batch_id", "flow_run_id", "execution_id", "executions", "worker",
                  "queued_at", "started_at", "created_at", "updated_at")
-FINISH_PARAMS = {"status", "error", "result", "finished_at", "compute_seconds", "progress",
-                 "provenance", "updated_at", "key_1", "execution_id_1"}
+FINISH_PARAMS = {"b_status", "b_error", "b_result", "b_now", "b_seconds", "progress",
+                 "b_provenance", "b_key", "b_execution"}
 
 
 # --- runs inside the worker (pickled by value: only simmate_k8s, psycopg and the stdlib) ---------
@@ -153,10 +153,10 @@ def measure_in_worker(kind: str, url: str, saves: int, tag: str, structure: str,
             connection.commit()
             finished = results.now()
             cursor = connection.execute(sql["finish"], {
-                "status": results.COMPLETED, "error": None, "result": Json(_result(i, structure)),
-                "finished_at": finished, "compute_seconds": 0.25, "progress": None,
-                "provenance": Json(provenance), "updated_at": results.now(),
-                "key_1": item["key"], "execution_id_1": execution_id})
+                "b_status": results.COMPLETED, "b_error": None,
+                "b_result": Json(_result(i, structure)), "b_now": finished, "b_seconds": 0.25,
+                "progress": None, "b_provenance": Json(provenance), "b_key": item["key"],
+                "b_execution": execution_id})
             assert cursor.rowcount == 1
             connection.commit()
 

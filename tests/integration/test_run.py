@@ -166,7 +166,7 @@ def test_two_concurrent_runs_on_one_new_database(backend, pg_url, cli_env, tmp_p
 
 def test_ctrl_c_stops_within_5_s_keeps_what_finished_and_resumes(pg_url, cli_env):
     cli_env["SIMMATE_DATABASE_URL"] = pg_url
-    command = [*CLI, "run", "smoke", "-p", "n=200", "-p", "delay=0.2", "--batch-id", "first"]
+    command = [*CLI, "run", "smoke", "-p", "n=60", "-p", "delay=0.2", "--batch-id", "first"]
     process = subprocess.Popen(command, env=cli_env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -183,9 +183,9 @@ def test_ctrl_c_stops_within_5_s_keeps_what_finished_and_resumes(pg_url, cli_env
     assert "interrupted:" in err and "Run the same command again" in err
     assert not _group_alive(process.pid, within=10), "a worker process was left behind"
     done = sum(row["status"] == "completed" for row in result_rows(pg_url))
-    assert 10 <= done < 200
-    resumed = run_cli("run", "smoke", "-p", "n=200", "-p", "delay=0.2", "--batch-id", "second",
+    assert 10 <= done < 60
+    resumed = run_cli("run", "smoke", "-p", "n=60", "-p", "delay=0.2", "--batch-id", "second",
                       "--json", "-w", "2", env=cli_env)
     assert resumed.returncode == 0, resumed.stderr
     [batch] = json.loads(resumed.stdout)
-    assert batch["summary"]["cached"] == done and batch["summary"]["completed"] == 200 - done
+    assert batch["summary"]["cached"] == done and batch["summary"]["completed"] == 60 - done
