@@ -102,8 +102,8 @@ def run_flow(run: BatchRun, client, *, rerun: bool, chunk: int) -> BatchRun:
     task_states = run.state.result if isinstance(run.state.result, dict) else {}
     for task, state in task_states.items():
         if task.name == "summary" and isinstance(state.result, dict):
-            run.summary = state.result
-        elif state.is_failed() and not run.error:
+            continue  # the batch's outcome: reported from the results database
+        if state.is_failed() and not run.error:
             run.error = _first_line(state.message)
     return run
 

@@ -92,6 +92,13 @@ def config_show(as_json):
 # --- register ----------------------------------------------------------------------------------
 
 
+def _check_pinned(image: str | None) -> None:
+    """An image given by the user must name a tag or digest, and not latest."""
+    if image and (image.endswith(":latest")
+                  or ":" not in image.rsplit("/", 1)[-1] and "@" not in image):
+        raise UserError(f"--image {image!r}: pin a tag (e.g. simmate-k8s:0.1.0), not latest")
+
+
 def _project_option(function):
     return click.option(
         "--project", metavar="NAME",
@@ -118,9 +125,7 @@ def register(project, image, labels, as_json):
 
     # No --image: the run config names none, so each Job runs the image of the agent's job
     # template, i.e. whatever the chart was installed with (one source of truth).
-    if image and (image.endswith(":latest")
-                  or ":" not in image.rsplit("/", 1)[-1] and "@" not in image):
-        raise UserError(f"--image {image!r}: pin a tag (e.g. simmate-k8s:0.1.0), not latest")
+    _check_pinned(image)
     cfg = server_config.load()
     project = project or cfg.project
     session = server.connect(cfg)
@@ -290,9 +295,7 @@ def _submit_job(workflow, parts, params, rerun, preset, run_name, watch, as_json
         if value is not None and (len(value) > 53 or not jobs.DNS_LABEL.fullmatch(value)):
             raise UserError(f"{option} {value!r}: lowercase letters, digits and '-' "
                             "(a Kubernetes name)")
-    if image and (image.endswith(":latest")
-                  or ":" not in image.rsplit("/", 1)[-1] and "@" not in image):
-        raise UserError(f"--image {image!r}: pin a tag (e.g. simmate-k8s:0.1.0), not latest")
+    _check_pinned(image)
     if job_templates:
         namespace = namespace or jobs.default_namespace(kube_context)
         target = jobs.release_from_file(job_templates, release, namespace)

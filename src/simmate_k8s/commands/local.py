@@ -299,7 +299,7 @@ def flows(as_json):
     )
 
 
-def _existing_database(create: bool = False):
+def _existing_database():
     """(url, engine or None, server version) for the configured URL. Reading never creates a
     SQLite file, nor tables."""
     from pathlib import Path

@@ -65,12 +65,7 @@ class BatchRun:
     batch_id: str
     flow_run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     state: object = None  # Prefect's final flow-run state, once it ran
-    summary: dict | None = None
-    error: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.state is not None and self.state.is_successful()
+    error: str = ""  # the first failed task's message (e.g. the plan refused the inputs)
 
 
 def expand_paths(arguments) -> list[str]:
