@@ -127,6 +127,29 @@ def pod_specs(doc: dict) -> list[tuple[str, dict]]:
     return []
 
 
+def pod_templates(doc: dict) -> list[tuple[str, dict, dict]]:
+    """(label, pod metadata, pod spec) for every pod template inside an object, as pod_specs."""
+    kind = doc["kind"]
+    if kind in ("Deployment", "StatefulSet", "Job"):
+        templates = [doc["spec"]["template"]]
+    elif kind == "CronJob":
+        templates = [doc["spec"]["jobTemplate"]["spec"]["template"]]
+    elif kind == "Pod":
+        templates = [doc]
+    elif kind == "DaskCluster":
+        templates = [doc["spec"]["scheduler"], doc["spec"]["worker"]]
+    elif kind == "DaskWorkerGroup":
+        templates = [doc["spec"]["worker"]]
+    elif kind == "ConfigMap" and doc["metadata"]["name"].endswith("job-templates"):
+        templates = [job["spec"]["template"] for job in job_templates([doc]).values()]
+    else:
+        return []
+    names = [name for name, _ in pod_specs(doc)]
+    return [
+        (name, t.get("metadata", {}), t["spec"]) for name, t in zip(names, templates, strict=True)
+    ]
+
+
 def job_templates(docs: list[dict]) -> dict[str, dict]:
     """`<preset>.yaml` -> parsed Job template (the ConfigMap's other keys are plain values)."""
     config_map = find(docs, "ConfigMap", "-job-templates")

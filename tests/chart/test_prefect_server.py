@@ -211,29 +211,6 @@ def test_external_database():
     ]
 
 
-def test_network_policies_guard_the_databases(default_docs):
-    postgres = find(default_docs, "NetworkPolicy", "-postgresql")
-    assert (
-        postgres["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"][
-            "simmate-k8s.io/postgresql-client"
-        ]
-        == "true"
-    )
-    hasura_clients = [
-        d["metadata"]["name"]
-        for d in default_docs
-        if d["kind"] in ("Deployment", "Job")
-        and d["spec"]["template"]["metadata"]["labels"].get("simmate-k8s.io/hasura-client")
-    ]
-    assert sorted(hasura_clients) == [
-        "rel-simmate-apollo",
-        "rel-simmate-graphql",
-        "rel-simmate-migration",
-        "rel-simmate-towel",
-    ]
-    assert "NetworkPolicy" not in kinds(render_chart({"networkPolicy": {"enabled": False}}))
-
-
 def test_prefect_server_can_be_switched_off():
     docs = render_chart(
         {"prefectServer": {"enabled": False}, "agent": {"apiUrl": "http://prefect:4200/graphql"}}

@@ -1,12 +1,13 @@
 """Secure by default: every pod and container, plus a checkov scan of the rendered manifests."""
 
 import json
+import re
 import subprocess
 
 import pytest
 import yaml
 
-from tests.chart.helpers import find_tool, pod_specs, render_chart
+from tests.chart.helpers import RenderError, find_tool, pod_specs, render_chart
 from tests.chart.test_kubernetes_schemas import EVERYTHING_ON
 
 # checkov checks skipped for the whole chart, each with the reason.
@@ -25,8 +26,6 @@ CHECKOV_SKIPS = {
     "CKV_K8S_9": "same as CKV_K8S_8 for readiness",
     "CKV_K8S_38": "only the dask operator (a controller, subchart) and our agent mount a token; "
     "test_only_the_agent_gets_a_token checks our pods",
-    "CKV2_K8S_6": "NetworkPolicies guard the databases (postgres, hasura); the API, UI and dask "
-    "scheduler must accept their users",
 }
 
 
@@ -145,3 +144,31 @@ def test_checkov_passes_outside_the_skip_list(tmp_path):
         for c in r.get("results", {}).get("failed_checks", [])
     ]
     assert not failed, "\n".join(sorted(set(failed)))
+
+def test_the_dask_operator_manages_only_the_release_namespace():
+    docs = render_chart()
+    operator_rbac = [d for d in docs if "dask-kubernetes-operator" in d["metadata"]["name"]]
+    rbac_kinds = {d["kind"] for d in operator_rbac} & {"Role", "ClusterRole", "RoleBinding",
+                                                         "ClusterRoleBinding"}  # fmt: skip
+    assert rbac_kinds == {"Role", "RoleBinding"}
+    deployment = next(d for d in operator_rbac if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--all-namespaces" not in container["args"]
+    assert "--namespace=$(WATCH_NAMESPACE)" in container["args"]
+    watch = next(e for e in container["env"] if e["name"] == "WATCH_NAMESPACE")
+    assert watch["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+def test_a_cluster_wide_operator_is_opt_in_with_both_switches():
+    wide = {
+        "dask-kubernetes-operator": {"rbac": {"cluster": True}, "kopfArgs": ["--all-namespaces"]}
+    }
+    assert "ClusterRole" in {d["kind"] for d in render_chart(wide)}
+    half = {"dask-kubernetes-operator": {"rbac": {"cluster": True}}}
+    words = "rbac.cluster and kopfArgs --all-namespaces must agree"
+    with pytest.raises(RenderError, match=re.escape(words)):
+        render_chart(half)
+    from simmate_k8s.values.render import ValuesError, build_values
+
+    with pytest.raises(ValuesError, match=re.escape(words)):
+        build_values(None, sets=("dask-kubernetes-operator.rbac.cluster=true",))

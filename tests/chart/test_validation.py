@@ -8,6 +8,10 @@ from tests.chart.helpers import RenderError, render_chart
 
 BAD = [
     (
+        {"dask-kubernetes-operator": {"kopfArgs": ["--all-namespaces"]}},
+        "rbac.cluster and kopfArgs --all-namespaces must agree",
+    ),
+    (
         {"externalDatabase": {"host": "db.example.com", "existingSecret": "db"}},
         "postgresql.enabled and externalDatabase.host are both set",
     ),

@@ -330,3 +330,23 @@ resources:
   mountPath: /var/run/secrets/kubernetes.io/serviceaccount
   readOnly: true
 {{- end }}
+
+{{/* ---------------------------------------------------------------- network policy */}}
+
+{{/* A NetworkPolicyPeer from values, leaving out the parts that are null or empty lists, so that
+     a missing namespaceSelector (this namespace) never turns into `{}` (every namespace). */}}
+{{- define "simmate.networkPolicyPeer" -}}
+{{- $peer := dict }}
+{{- range $key := list "podSelector" "namespaceSelector" }}
+{{- with index $ $key }}
+{{- $selector := dict }}
+{{- with .matchLabels }}{{- $_ := set $selector "matchLabels" . }}{{- end }}
+{{- with .matchExpressions }}{{- $_ := set $selector "matchExpressions" . }}{{- end }}
+{{- $_ := set $peer $key $selector }}
+{{- end }}
+{{- end }}
+{{- with .ipBlock }}
+{{- $_ := set $peer "ipBlock" (ternary (dict "cidr" .cidr) (dict "cidr" .cidr "except" .except) (empty .except)) }}
+{{- end }}
+{{- toYaml $peer }}
+{{- end }}

@@ -39,6 +39,12 @@
 {{- if and $pg.enabled $pg.existingSecret (not $v.results.existingSecret) }}
 {{- $problems = append $problems "postgresql.existingSecret needs results.existingSecret (the results URL)" }}
 {{- end }}
+{{- $operator := index $v "dask-kubernetes-operator" }}
+{{- $clusterRbac := true }}
+{{- if and (hasKey $operator "rbac") (hasKey $operator.rbac "cluster") }}{{- $clusterRbac = $operator.rbac.cluster }}{{- end }}
+{{- if and $v.daskOperator.enabled (ne $clusterRbac (has "--all-namespaces" ($operator.kopfArgs | default list))) }}
+{{- $problems = append $problems "dask-kubernetes-operator: rbac.cluster and kopfArgs --all-namespaces must agree" }}
+{{- end }}
 {{- if not (hasKey $v.agent.jobPresets "default") }}
 {{- $problems = append $problems "agent.jobPresets must contain `default`" }}
 {{- end }}

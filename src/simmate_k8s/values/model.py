@@ -541,9 +541,88 @@ class HelmTests(Strict):
     )
 
 
+class LabelSelectorRequirement(Strict):
+    key: str = field(description="Label key.", min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = field(description="Operator.")
+    values: list[str] = field(default_factory=list, description="Values (In/NotIn).")
+
+
+class LabelSelector(Strict):
+    matchLabels: dict[str, str] = field(default_factory=dict, description="Labels to match.")
+    matchExpressions: list[LabelSelectorRequirement] = field(
+        default_factory=list, description="Set-based requirements."
+    )
+
+
+class IpBlock(Strict):
+    cidr: str = field(
+        description="A CIDR, e.g. 10.0.0.0/8.", pattern=r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+    )
+    except_: list[str] = field(default_factory=list, alias="except", description="CIDRs left out.")
+
+
+class NetworkPolicyPeer(Strict):
+    """A Kubernetes NetworkPolicyPeer. Without namespaceSelector: this namespace only."""
+
+    podSelector: LabelSelector | None = field(None, description="Pods, by label.")
+    namespaceSelector: LabelSelector | None = field(
+        None, description="Namespaces, by label ({} = every namespace)."
+    )
+    ipBlock: IpBlock | None = field(None, description="Addresses outside the cluster.")
+
+    @model_validator(mode="after")
+    def one_kind(self) -> NetworkPolicyPeer:
+        if self.ipBlock and (self.podSelector or self.namespaceSelector):
+            raise ValueError("a peer is either an ipBlock or pod/namespace selectors, not both")
+        if not (self.ipBlock or self.podSelector or self.namespaceSelector):
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        return self
+
+
+def peer(pod_labels: dict[str, str], namespace_labels: dict[str, str] | None = None) -> Any:
+    namespaces = None if namespace_labels is None else LabelSelector(matchLabels=namespace_labels)
+    return NetworkPolicyPeer(podSelector=LabelSelector(matchLabels=pod_labels),
+                             namespaceSelector=namespaces)  # fmt: skip
+
+
+# Components that serve a port; networkpolicy.yaml holds who may call each of them.
+SERVING_COMPONENTS = (
+    "postgresql", "hasura", "graphql", "apollo", "ui", "dask-scheduler", "dask-worker",
+)  # fmt: skip
+
+
 class NetworkPolicy(Strict):
     enabled: bool = field(
-        True, description="NetworkPolicies: databases and hasura accept only their clients."
+        True,
+        description=(
+            "NetworkPolicies: ingress to every pod of the release is denied except from the "
+            "components that call it (templates/networkpolicy.yaml)."
+        ),
+    )
+    ingressController: NetworkPolicyPeer = field(
+        default_factory=lambda: peer(
+            {"app.kubernetes.io/name": "ingress-nginx"},
+            {"kubernetes.io/metadata.name": "ingress-nginx"},
+        ),
+        description="The ingress controller's pods, admitted to apollo and the UI with ingress on.",
+    )
+    daskOperator: NetworkPolicyPeer = field(
+        default_factory=lambda: peer({"app.kubernetes.io/name": "dask-kubernetes-operator"}),
+        description=(
+            "The dask-kubernetes operator's pods (its autoscaler calls the scheduler's HTTP API); "
+            "add a namespaceSelector when the operator runs in another namespace."
+        ),
+    )
+    prometheus: NetworkPolicyPeer = field(
+        default_factory=lambda: peer({"app.kubernetes.io/name": "prometheus"}, {}),
+        description="Prometheus pods, admitted to the scheduler metrics port with the PodMonitor.",
+    )
+    extraPeers: dict[Literal[SERVING_COMPONENTS], list[NetworkPolicyPeer]] = field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description=(
+            "More peers per component, e.g. {apollo: [{ipBlock: {cidr: 10.0.0.0/8}}]} for a "
+            "NodePort; components: " + ", ".join(SERVING_COMPONENTS) + "."
+        ),
     )
 
 
@@ -597,6 +676,16 @@ class ChartValues(Strict):
                 "runAsUser": 1000,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
+            # Scoped to the release's namespace: a Role instead of a ClusterRole, and kopf told
+            # to watch that namespace only (Kubernetes expands $(WATCH_NAMESPACE) in args).
+            "rbac": {"create": True, "cluster": False},
+            "extraEnv": [
+                {
+                    "name": "WATCH_NAMESPACE",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                }
+            ],
+            "kopfArgs": ["--namespace=$(WATCH_NAMESPACE)", "--standalone"],
         },
         alias="dask-kubernetes-operator",
         description="Values passed to the dask-kubernetes-operator subchart.",
@@ -653,6 +742,13 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append("agent.enabled without prefectServer.enabled needs agent.apiUrl")
     if pg.enabled and pg.existingSecret and not v.results.existingSecret:
         problems.append("postgresql.existingSecret needs results.existingSecret (the results URL)")
+    operator = v.dask_kubernetes_operator
+    cluster_rbac = bool(operator.get("rbac", {}).get("cluster", True))
+    all_namespaces = "--all-namespaces" in (operator.get("kopfArgs") or [])
+    if v.daskOperator.enabled and cluster_rbac != all_namespaces:
+        problems.append(
+            "dask-kubernetes-operator: rbac.cluster and kopfArgs --all-namespaces must agree"
+        )
     if "default" not in v.agent.jobPresets:
         problems.append("agent.jobPresets must contain `default`")
     if any(not re.fullmatch(DNS_LABEL, name) for name in v.agent.jobPresets):
