@@ -15,11 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from simmate_k8s.errors import DatabaseAuthError, DatabaseError
+from simmate_k8s.redaction import REDACTED, redact_query
 from simmate_k8s.settings import DATABASE_URL
 
 URL_HELP = "expected e.g. postgresql://user:password@host:5432/dbname or sqlite:///path/results.db"
-REDACTED = "***"
-_SECRET_KEY = re.compile(r"pass|secret|token", re.IGNORECASE)
 
 
 def redact(url: str | URL) -> str:
@@ -30,9 +29,10 @@ def redact(url: str | URL) -> str:
             url = make_url(url)
         except Exception:
             return "<unparsable URL>"
-    query = {key: (REDACTED if _SECRET_KEY.search(key) else value)
-             for key, value in url.query.items()}
-    return url.set(query=query).render_as_string(hide_password=True)
+    text = url.set(query={}).render_as_string(hide_password=True)
+    pairs = [(key, value) for key, values in url.query.items()
+             for value in ((values,) if isinstance(values, str) else values)]  # fmt: skip
+    return f"{text}?{redact_query(pairs)}" if pairs else text
 
 
 def parse_url(url: str) -> URL:

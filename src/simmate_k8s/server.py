@@ -95,7 +95,7 @@ def connect(config: ServerConfig) -> Session:
     """
     where = redact_url(config.api_url)
     hint = ("set it with `simmate-k8s config set api-url URL` or PREFECT__CLOUD__API, or "
-            "port-forward: kubectl port-forward svc/simmate-apollo 4200:4200")
+            "port-forward the release's apollo Service (`helm status RELEASE` prints the command)")
     tenants_query = parse_graphql({"query": {"tenant": {"id": True, "slug": True}}})
     try:
         response = requests.post(config.api_url, json={"query": tenants_query},

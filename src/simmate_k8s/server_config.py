@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from simmate_k8s.errors import UserError
+from simmate_k8s.redaction import REDACTED, redact_url
 
 DEFAULT_API_URL = "http://localhost:4200/graphql"
 DEFAULT_PROJECT = "simmate"
@@ -30,7 +31,6 @@ API_ENV = ("PREFECT__CLOUD__API", "PREFECT__SERVER__ENDPOINT")
 UI_ENV = "PREFECT__SERVER__UI__ENDPOINT"
 PROJECT_ENV = "SIMMATE_PROJECT"
 KEYS = ("api-url", "ui-url", "project")
-REDACTED = "****"
 _SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|pass|session", re.IGNORECASE)
 
 
@@ -52,9 +52,15 @@ class ServerConfig:
 
 
 def check_url(url: str, what: str = "api-url") -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"{what} {redact_url(url)!r}: expected http(s)://HOST[:PORT]/PATH")
+    """The whole URL must be usable: scheme, host, a numeric port if any, no whitespace."""
+    problem = f"{what} {redact_url(url)!r}: expected http(s)://HOST[:PORT]/PATH"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError:
+        raise UserError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", url):
+        raise UserError(problem)
     return url
 
 
@@ -67,14 +73,6 @@ def derive_ui_url(api_url: str) -> str:
         netloc = netloc[: -len(":4200")] + ":8080"
     path = parts.path[: -len("/graphql")] if parts.path.endswith("/graphql") else parts.path
     return urlunsplit((parts.scheme, netloc, path.rstrip("/"), "", ""))
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:{REDACTED}@{parts.netloc.rsplit('@', 1)[1]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def read_file() -> dict:

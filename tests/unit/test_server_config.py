@@ -28,11 +28,11 @@ def test_set_and_show_with_redaction(cli_env):
     assert shown.returncode == 0, shown.stderr
     for secret in ("s3cret", "tok123", "YWxpY2U6czNjcmV0"):
         assert secret not in shown.stdout + result.stdout
-    assert "Basic alice:****" in shown.stdout and "materials" in shown.stdout
+    assert "Basic alice:***" in shown.stdout and "materials" in shown.stdout
     data = json.loads(run_cli("config", "show", "--json", env=cli_env).stdout)
     assert data["api-url"] == {"value": "https://prefect.example.com/graphql", "source": "file"}
     assert data["ui-url"] == {"value": "https://prefect.example.com", "source": "default"}
-    assert data["headers"]["X-Api-Token"] == "****"
+    assert data["headers"]["X-Api-Token"] == "***"
 
 
 def test_environment_wins_and_gets_no_stored_credentials(cli_env):
@@ -82,5 +82,5 @@ def test_derived_ui_url(api, ui):
 
 
 def test_urls_with_passwords_are_redacted():
-    assert server_config.redact_url("https://u:p@h/graphql") == "https://u:****@h/graphql"
+    assert server_config.redact_url("https://u:p@h/graphql") == "https://u:***@h/graphql"
     assert server_config.redact_url("https://h/graphql") == "https://h/graphql"
