@@ -25,13 +25,18 @@ KIND_CLUSTER ?= simmate
 KIND_IMAGE_REPOSITORY ?= localhost/$(IMAGE_NAME)
 KIND_IMAGE := $(KIND_IMAGE_REPOSITORY):$(IMAGE_TAG)
 NAMESPACE ?= simmate
-RELEASE ?= simmate
+# Not `simmate`: a release named like the chart hides object names derived by string rules.
+RELEASE ?= lab
+# Which flow-run path the cluster tier tests: all, prefect (Prefect Server + agent) or jobs
+# (submit --backend job).
+E2E ?= all
+E2E_MARKS := $(if $(filter prefect,$(E2E)),cluster and prefect_path,$(if $(filter jobs,$(E2E)),cluster and job_path,cluster))
 KIND_VALUES ?= .tools/kind-values.yaml
 DASK_CRDS := $(VENV)/lib/python3.11/site-packages/dask_kubernetes/operator/deployment/helm/dask-kubernetes-operator/crds
 
 .PHONY: help install install-test demo test test-unit test-integration test-chart test-container \
 	lint chart-tools chart-deps chart-schema container-tools slurm-tools test-hpc image bench \
-	kind-up kind-load kind-crds kind-install kind-test kind-down
+	kind-up kind-load kind-crds kind-install kind-test kind-down cluster-test
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -124,9 +129,12 @@ kind-install: chart-deps kind-crds ## helm upgrade --install with the kind profi
 	helm upgrade --install "$(RELEASE)" charts/simmate -n "$(NAMESPACE)" --create-namespace \
 		-f $(KIND_VALUES) --wait --timeout 15m
 
-kind-test: install-test kind-up kind-load kind-install ## The kind tier: submit real flows, assert results
-	SIMMATE_KIND_PREPARED=1 KIND_CLUSTER=$(KIND_CLUSTER) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) \
-		IMAGE_TAG=$(IMAGE_TAG) $(BIN)/python -m pytest -m kind tests/e2e $(PYTEST_ARGS)
+cluster-test: install-test ## The cluster tier on the current KUBECONFIG context: RELEASE, NAMESPACE, E2E=all|prefect|jobs
+	NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) \
+		$(BIN)/python -m pytest -m "$(E2E_MARKS)" tests/e2e $(PYTEST_ARGS)
+
+kind-test: install-test kind-up kind-load kind-install ## kind around the cluster tier: create, load, install, then cluster-test
+	$(MAKE) cluster-test NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) E2E=$(E2E)
 
 kind-down: ## Delete the kind cluster
 	kind delete cluster --name "$(KIND_CLUSTER)"

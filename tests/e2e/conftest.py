@@ -1,8 +1,10 @@
-"""The kind tier: a real Kubernetes cluster (kind) with the chart installed.
+"""The cluster tier: any real Kubernetes cluster (current KUBECONFIG context) with the chart
+installed as release $RELEASE in namespace $NAMESPACE.
 
-`make kind-test` prepares the cluster (`kind-up`, `kind-load`, `kind-install`, all idempotent) and
-runs `pytest -m kind tests/e2e`; run alone, the session fixture calls the same make targets. On any
-failure the cluster's state is dumped (objects, events, logs).
+`make cluster-test` runs it (E2E=prefect or E2E=jobs selects one flow-run path); `make kind-test`
+creates a kind cluster, loads the image and installs the chart around it. Every object is found
+by its labels (app.kubernetes.io/instance + component), never by a name rule. On any failure the
+cluster's state is dumped (objects, events, logs).
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = os.environ.get("NAMESPACE", "simmate")
-RELEASE = os.environ.get("RELEASE", "simmate")
-KIND_CLUSTER = os.environ.get("KIND_CLUSTER", "simmate")
+RELEASE = os.environ.get("RELEASE", "lab")
 
 
 def sh(*args, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
@@ -33,6 +34,24 @@ def sh(*args, check=True, timeout=900, **kwargs) -> subprocess.CompletedProcess:
         raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+def by_label(kind: str, component: str) -> str:
+    """`kind/name` of the release's one object of this component, asked from the cluster."""
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
+    names = sh("kubectl", "-n", NAMESPACE, "get", kind, "-l", selector, "-o", "name").stdout.split()
+    assert len(names) == 1, f"expected one {kind} with {selector}, found {names}"
+    return names[0]
+
+
+def job_template(preset: str = "default") -> dict:
+    """The flow-run Job template the release's agent uses (its job-templates ConfigMap)."""
+    import yaml
+
+    configmap = by_label("configmap", "job-templates")
+    text = sh("kubectl", "-n", NAMESPACE, "get", configmap, "-o",
+              f"jsonpath={{.data.{preset}\\.yaml}}").stdout
+    return yaml.safe_load(text)
 
 
 @contextlib.contextmanager
@@ -88,24 +107,24 @@ def _dump_on_failure(request):
 
 @pytest.fixture(scope="session")
 def cluster():
-    """A kind cluster with the image loaded and the chart installed and rolled out."""
-    missing = [tool for tool in ("kind", "kubectl", "helm") if not shutil.which(tool)]
+    """The installed release, rolled out (no kind needed: any cluster in KUBECONFIG)."""
+    missing = [tool for tool in ("kubectl", "helm") if not shutil.which(tool)]
     if missing:
-        pytest.fail(f"the kind tier needs {', '.join(missing)} on PATH (see README, 'kind')")
-    make_vars = [f"KIND_CLUSTER={KIND_CLUSTER}", f"NAMESPACE={NAMESPACE}", f"RELEASE={RELEASE}"]
-    if os.environ.get("IMAGE_TAG"):
-        make_vars.append(f"IMAGE_TAG={os.environ['IMAGE_TAG']}")
+        pytest.fail(f"the cluster tier needs {', '.join(missing)} on PATH (README, 'cluster')")
     try:
-        if not os.environ.get("SIMMATE_KIND_PREPARED"):  # `make kind-test` has done these
-            sh("make", "-C", REPO, "kind-up", "kind-load", "kind-install", *make_vars,
-               timeout=2400)
+        status = sh("helm", "-n", NAMESPACE, "status", RELEASE, check=False)
+        if status.returncode != 0:
+            pytest.fail(f"no release {RELEASE!r} in namespace {NAMESPACE!r}: install the chart "
+                        f"(`make kind-install RELEASE={RELEASE}` or helm install), or set RELEASE "
+                        f"and NAMESPACE")
         for kind in ("deployment", "statefulset"):
             names = sh("kubectl", "-n", NAMESPACE, "get", kind, "-l",
                        f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
             for name in names:
                 sh("kubectl", "-n", NAMESPACE, "rollout", "status", name, "--timeout=600s")
         sh("kubectl", "-n", NAMESPACE, "wait", "pod", "-l",
-           "dask.org/component=scheduler", "--for=condition=Ready", "--timeout=300s")
+           f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=dask-scheduler",
+           "--for=condition=Ready", "--timeout=300s")
     except AssertionError:
         print(dump_cluster_state())
         raise
@@ -115,7 +134,7 @@ def cluster():
 @pytest.fixture(scope="session")
 def prefect_env(cluster, tmp_path_factory):
     """Environment for simmate-k8s pointing at Prefect Server through a port-forward."""
-    with port_forward(f"svc/{RELEASE}-apollo", 4200) as port:
+    with port_forward(by_label("service", "apollo"), 4200) as port:
         api = f"http://127.0.0.1:{port}/graphql"
         _wait_for_prefect_schema(api)
         env = {**os.environ, "PREFECT__CLOUD__API": api,
@@ -145,11 +164,15 @@ def _wait_for_prefect_schema(api: str, timeout: float = 600) -> None:
 
 @pytest.fixture(scope="session")
 def results_db_url(cluster):
-    """The results-DB URL from the release's Secret, reached through a port-forward."""
-    encoded = sh("kubectl", "-n", NAMESPACE, "get", "secret", f"{RELEASE}-results-db",
-                 "-o", "jsonpath={.data.url}").stdout
+    """The results-DB URL the flow-run pods get (the Secret their template names), reached
+    through a port-forward to the release's PostgreSQL Service."""
+    container = job_template()["spec"]["template"]["spec"]["containers"][0]
+    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"]
+              if e["name"] == "SIMMATE_DATABASE_URL"]
+    encoded = sh("kubectl", "-n", NAMESPACE, "get", "secret", ref["name"],
+                 "-o", f"jsonpath={{.data.{ref['key']}}}").stdout
     url = base64.b64decode(encoded).decode()
-    with port_forward(f"svc/{RELEASE}-postgresql", 5432) as port:
+    with port_forward(by_label("service", "postgresql"), 5432) as port:
         from sqlalchemy.engine import make_url
 
         yield make_url(url).set(host="127.0.0.1", port=port).render_as_string(

@@ -37,8 +37,8 @@ def test_make_kind_test_runs_the_whole_sequence_in_order():
         r"kubectl apply --server-side --force-conflicts -f \S+/crds",
         r"values --profile kind --set image\.repository=localhost/simmate-k8s "
         r".*image\.tag=9\.9\.9-test",
-        r"helm upgrade --install \"simmate\" charts/simmate",
-        r"pytest -m kind tests/e2e",
+        r"helm upgrade --install \"lab\" charts/simmate",
+        r"make cluster-test NAMESPACE=simmate RELEASE=lab E2E=all",
     ]
     position = 0
     for step in steps:

@@ -1,25 +1,21 @@
-"""End to end on kind: Prefect Server v1 + agent + Dask operator cluster, real flow runs.
+"""The Prefect path on a real cluster: Prefect Server v1 + agent + the operator's Dask cluster.
 
 One flow run is one batch: its items are mapped task runs on the Dask workers, and each item is
 one row in the results database (workflow, input name, parameters, status, batch).
 
-Runs only when asked (`make kind-test`, or `pytest -m kind tests/e2e`)."""
+Runs only when asked: `make cluster-test` (E2E=prefect for this path alone)."""
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import NAMESPACE, RELEASE, sh
+from tests.e2e.helpers import EXAMPLES, ase_energy, assert_relaxed_row, cli, results_json
 
-pytestmark = pytest.mark.kind
+pytestmark = [pytest.mark.cluster, pytest.mark.prefect_path]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "simmate_k8s" / "flows" / "examples"
-CLI = str(Path(sys.executable).with_name("simmate-k8s"))
-RELAXED = ("Cu_fcc_rattled.POSCAR", "Pt_fcc_vacancy.POSCAR")
+RELAXED = "Cu_fcc_rattled.POSCAR"
 BATCH = sorted(EXAMPLES.glob("*.POSCAR"))
 SMOKE_N = 20
 
@@ -27,30 +23,15 @@ SMOKE_N = 20
 submitted: dict[str, str] = {}  # name -> batch id
 
 
-def cli(*args, env, timeout=1200):
-    return subprocess.run([CLI, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def submit_watched(*args, env) -> dict:
     """`submit ... --watch --json` of one batch; returns its entry (batch_id, state, ...)."""
+    import json
+
     result = cli("submit", *args, "--watch", "--json", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     (entry,) = json.loads(result.stdout)
     assert entry["state"] == "Success", entry
     return entry
-
-
-def _ase_energy(path, relax=True):
-    from ase.calculators.emt import EMT
-    from ase.io import read
-    from ase.optimize import BFGS
-
-    atoms = read(path, format="vasp")
-    atoms.calc = EMT()
-    if relax:
-        BFGS(atoms, logfile=None).run(fmax=0.05, steps=500)
-    return atoms.get_potential_energy()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +48,7 @@ def test_smoke_flow_through_prefect_succeeds(registered):
 
 
 def test_relaxation_through_prefect_succeeds(registered):
-    entry = submit_watched("relaxation_emt", EXAMPLES / RELAXED[0], env=registered)
+    entry = submit_watched("relaxation_emt", EXAMPLES / RELAXED, env=registered)
     assert entry["items"] == 1
     submitted["relaxation"] = entry["batch_id"]
 
@@ -83,40 +64,15 @@ def test_a_finished_batch_submitted_again_computes_nothing(registered):
     submitted["static-again"] = entry["batch_id"]
 
 
-def test_relaxation_through_a_kubernetes_job_succeeds(cluster):
-    image = f"simmate-k8s:{os.environ['IMAGE_TAG']}" if os.environ.get("IMAGE_TAG") else None
-    args = ["submit", "--backend", "job", "relaxation_emt", EXAMPLES / RELAXED[1],
-            "--namespace", NAMESPACE, "--release", RELEASE, "--watch"]
-    if image:
-        args += ["--image", image]
-    result = cli(*args, env=os.environ.copy())
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def results_json(env, *args):
-    listed = cli("results", "--json", *args, env=env)
-    assert listed.returncode == 0, listed.stderr
-    return json.loads(listed.stdout)
-
-
 @pytest.fixture(scope="module")
 def results_env(results_db_url):
     return {**os.environ, "SIMMATE_DATABASE_URL": results_db_url}
 
 
-def test_relaxations_are_in_the_cluster_database(results_env):
-    rows = results_json(results_env, "--flow", "relaxation_emt", "--status", "completed")
-    by_name = {Path(row["input_name"]).name: row for row in rows
-               if row["parameters"] == {"fmax": 0.05, "max_steps": 500}}
-    assert set(RELAXED) <= set(by_name)
-    for name in RELAXED:
-        row = by_name[name]
-        assert (row["workflow"], row["status"], row["error"]) == (
-            "relaxation_emt", "completed", None)
-        assert row["parameters"] == {"fmax": 0.05, "max_steps": 500}
-        assert row["result"]["energy_ev"] == pytest.approx(_ase_energy(EXAMPLES / name),
-                                                           abs=1e-8)
-        assert row["provenance"]["simmate-k8s"] and row["worker"]
+def test_the_relaxation_is_in_the_cluster_database(results_env):
+    if "relaxation" not in submitted:
+        pytest.skip("the relaxation was not submitted")
+    assert_relaxed_row(results_json(results_env, "--batch", submitted["relaxation"]), RELAXED)
 
 
 def test_a_batch_is_reported_in_input_order(results_env):
@@ -126,7 +82,7 @@ def test_a_batch_is_reported_in_input_order(results_env):
     assert [Path(row["input_name"]).name for row in rows] == [p.name for p in BATCH]
     assert {row["status"] for row in rows} == {"completed"}
     for row, path in zip(rows, BATCH, strict=True):
-        assert row["result"]["energy_ev"] == pytest.approx(_ase_energy(path, relax=False),
+        assert row["result"]["energy_ev"] == pytest.approx(ase_energy(path, relax=False),
                                                            abs=1e-8)
     assert {row["executions"] for row in rows} == {1}  # no item ran twice
 
