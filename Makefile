@@ -70,7 +70,7 @@ demo: install ## Install, then relax the example structures locally (results in 
 	$(BIN)/simmate-k8s results
 
 ## --- test -------------------------------------------------------------------------------------
-test: chart-tools chart-deps container-tools slurm-tools lint ## Install everything, lint, run every tier but kind
+test: chart-tools chart-deps container-tools slurm-tools lint ## Install everything, lint, run every tier but the cluster tier (tests/e2e)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install-test ## Only the fast unit tests
