@@ -34,6 +34,10 @@ BAD = [
         {"postgresql": {"existingSecret": "pg"}},
         "postgresql.existingSecret needs results.existingSecret",
     ),
+    (
+        {"postgresql": {"resultsDatabase": "prefect"}},
+        "postgresql.resultsDatabase must differ from postgresql.database",
+    ),
     ({"agent": {"jobPresets": {"default": None}}}, "agent.jobPresets must contain `default`"),
     (
         {"dask": {"workerGroups": [{"name": "a"}, {"name": "a"}]}},

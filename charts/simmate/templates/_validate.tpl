@@ -39,6 +39,9 @@
 {{- if and $pg.enabled $pg.existingSecret (not $v.results.existingSecret) }}
 {{- $problems = append $problems "postgresql.existingSecret needs results.existingSecret (the results URL)" }}
 {{- end }}
+{{- if eq $pg.resultsDatabase $pg.database }}
+{{- $problems = append $problems "postgresql.resultsDatabase must differ from postgresql.database" }}
+{{- end }}
 {{- if not (hasKey $v.agent.jobPresets "default") }}
 {{- $problems = append $problems "agent.jobPresets must contain `default`" }}
 {{- end }}
