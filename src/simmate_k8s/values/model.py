@@ -141,8 +141,22 @@ def forbid(values: tuple[str, ...], reason: str) -> tuple[Any, Any]:
             raise ValueError(f"`{value}` {reason}")
         return value
 
-    check.forbidden = refused  # read by the test that every Python rule has a schema twin
-    return AfterValidator(check), Field(json_schema_extra={"not": {"enum": sorted(refused)}})
+    # read by the test that every Python rule has a schema twin
+    check.schema_not = {"enum": sorted(refused)}
+    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+
+
+def forbid_prefix(prefixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
+    """Refuse strings starting with any of these, in the model and (`not: {pattern}`) the schema."""
+    pattern = "^(" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+
+    def check(value: str) -> str:
+        if value.startswith(prefixes):
+            raise ValueError(f"`{value}` {reason}")
+        return value
+
+    check.schema_not = {"pattern": pattern}
+    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
 
 
 def text(pattern: str, max_length: int, description: str = "") -> Any:
@@ -166,6 +180,13 @@ EnvName = Annotated[
 ]
 # Maps rendered as labels, annotations or env: bounded keys, values and sizes.
 Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_ENTRIES)]
+# Labels the chart adds to its own objects: the prefixes of the labels it sets itself (selectors,
+# NetworkPolicy peers) are refused, a duplicate key would silently replace or break them.
+CHART_LABEL_PREFIXES = ("app.kubernetes.io/", "helm.sh/", "simmate-k8s.io/")
+OwnLabelKey = Annotated[
+    LabelKey, *forbid_prefix(CHART_LABEL_PREFIXES, "is a label the chart sets itself")
+]
+OwnLabels = Annotated[dict[OwnLabelKey, LabelValue], Field(max_length=MAX_ENTRIES)]
 Annotations = Annotated[
     dict[LabelKey, Annotated[str, Field(max_length=ANNOTATION_VALUE_MAX)]],
     Field(max_length=MAX_ENTRIES),
@@ -603,7 +624,7 @@ class PodMonitor(Strict):
         ),
     )
     interval: str = field("30s", description="Scrape interval.", pattern=DURATION)
-    labels: Labels = field(
+    labels: OwnLabels = field(
         default_factory=dict,
         description="Extra labels, e.g. the one your Prometheus selects PodMonitors by.",
     )
@@ -788,7 +809,9 @@ class ChartValues(Strict):
     fullnameOverride: str = field(
         "", description="Replaces `<release>-<chart>` in object names.", pattern=NAME_OVERRIDE
     )
-    commonLabels: Labels = field(default_factory=dict, description="Labels added to every object.")
+    commonLabels: OwnLabels = field(
+        default_factory=dict, description="Labels added to every object."
+    )
     imagePullSecrets: list[DnsName] = field(
         default_factory=list,
         description="Names of image pull Secrets for every pod.",

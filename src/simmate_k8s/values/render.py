@@ -67,7 +67,8 @@ def _one_line(text: str, limit: int = 120) -> str:
 def parse_set(expression: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], value); the value is read as YAML (3, true, [x])."""
     key, sep, raw = expression.partition("=")
-    path = key.strip().split(".")
+    # `\.` is a dot inside a key, as for helm --set (e.g. commonLabels.team\.io/x=y)
+    path = [part.replace("\0", ".") for part in key.strip().replace("\\.", "\0").split(".")]
     if not sep or not all(path):
         raise ValuesError(f"--set {expression!r}: expected key.path=value")
     try:
