@@ -538,3 +538,13 @@ def test_set_escapes_dots_in_keys_like_helm():
     assert yaml.safe_load(result.stdout)["commonLabels"] == {"team.example.com/x": "y"}
     result = CliRunner().invoke(values_command, ["--set", r"commonLabels.helm\.sh/chart=x"])
     assert result.exit_code == 2 and "is a label the chart sets itself" in result.stderr
+
+
+def test_yaml_keys_are_strings_as_in_helm(tmp_path):
+    """helm reads `1:` as the key "1"; so does the values command (both accept this label)."""
+    path = tmp_path / "v.yaml"
+    path.write_text("commonLabels: {1: x}\n")
+    assert helm_template([path]).returncode == 0
+    result = CliRunner().invoke(values_command, ["-f", str(path)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["commonLabels"] == {"1": "x"}

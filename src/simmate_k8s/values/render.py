@@ -48,7 +48,22 @@ def load_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ValuesError(f"{path} must hold a mapping of values, not {type(data).__name__}")
+    return string_keys(data)
+
+
+def string_keys(data: Any) -> Any:
+    """Mapping keys as Helm sees them: YAML `1:` or `true:` keys become "1" and "true"."""
+    if isinstance(data, dict):
+        return {_key(key): string_keys(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [string_keys(item) for item in data]
     return data
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -171,7 +186,8 @@ def build_values(
     for path in files:
         values = merge(values, load_file(path))
     for expression in sets:
-        values = set_path(values, *parse_set(expression))
+        path, value = parse_set(expression)
+        values = set_path(values, path, string_keys(value))
     validate(values)
     return values
 
