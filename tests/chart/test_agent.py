@@ -64,10 +64,12 @@ def test_custom_preset_with_placement():
 def test_helm_test_pod_submits_the_smoke_flow(default_docs):
     pod = find(default_docs, "Pod", "-test")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert (
-        pod["spec"]["containers"][0]["args"][-1]
-        == "simmate-k8s register && simmate-k8s submit smoke --watch"
-    )
+    # argv, no shell: a value can only ever be the flow's name (it was `sh -c "... {{ flow }}"`)
+    assert [c["args"] for c in pod["spec"]["initContainers"]] == [["simmate-k8s", "register"]]
+    argv = ["simmate-k8s", "submit", "--watch", "--", "smoke"]
+    assert pod["spec"]["containers"][0]["args"] == argv
+    other = find(render_chart({"tests": {"flow": "relaxation_emt"}}), "Pod", "-test")
+    assert other["spec"]["containers"][0]["args"][-1] == "relaxation_emt"
     assert "Pod" not in kinds(render_chart({"tests": {"enabled": False}}))
 
 

@@ -31,18 +31,18 @@
 
 {{/* Selector labels: name + instance + component only. Call with (dict "root" $ "component" "x"). */}}
 {{- define "simmate.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "simmate.name" .root }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/name: {{ include "simmate.name" .root | quote }}
+app.kubernetes.io/instance: {{ .root.Release.Name | quote }}
+app.kubernetes.io/component: {{ .component | quote }}
 {{- end }}
 
 {{/* Every object's labels. Call with (dict "root" $ "component" "x"). */}}
 {{- define "simmate.labels" -}}
 {{ include "simmate.selectorLabels" . }}
-app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service | quote }}
 app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: simmate
-helm.sh/chart: {{ include "simmate.chart" .root }}
+helm.sh/chart: {{ include "simmate.chart" .root | quote }}
 {{- with .root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
@@ -50,8 +50,8 @@ helm.sh/chart: {{ include "simmate.chart" .root }}
 
 {{/* Metadata block of an object: (dict "root" $ "component" "x" "name" "optional-name") */}}
 {{- define "simmate.metadata" -}}
-name: {{ .name | default (include "simmate.componentName" .) }}
-namespace: {{ .root.Release.Namespace }}
+name: {{ .name | default (include "simmate.componentName" .) | quote }}
+namespace: {{ .root.Release.Namespace | quote }}
 labels:
   {{- include "simmate.labels" . | nindent 2 }}
 {{- end }}
@@ -71,7 +71,7 @@ simmate-k8s.io/hasura-client: "true"
 {{/* (dict "image" .Values.x.image "tag" "default-tag") -> repository:tag + pull policy lines */}}
 {{- define "simmate.image" -}}
 image: {{ printf "%s:%s" .image.repository (.image.tag | default .tag) | quote }}
-imagePullPolicy: {{ .image.pullPolicy }}
+imagePullPolicy: {{ .image.pullPolicy | quote }}
 {{- end }}
 
 {{- define "simmate.projectImage" -}}
@@ -94,15 +94,15 @@ imagePullPolicy: {{ .image.pullPolicy }}
 automountServiceAccountToken: false
 securityContext:
   runAsNonRoot: true
-  runAsUser: {{ .uid }}
-  runAsGroup: {{ .uid }}
-  fsGroup: {{ .uid }}
+  runAsUser: {{ .uid | int }}
+  runAsGroup: {{ .uid | int }}
+  fsGroup: {{ .uid | int }}
   seccompProfile:
     type: RuntimeDefault
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- range . }}
-  - name: {{ . }}
+  - name: {{ . | quote }}
   {{- end }}
 {{- end }}
 {{- with .placement }}
@@ -114,12 +114,12 @@ nodeSelector:
 tolerations:
   {{- range . }}
   - {{- with .key }} key: {{ . | quote }}{{ end }}
-    operator: {{ .operator }}
+    operator: {{ .operator | quote }}
     {{- with .value }}
     value: {{ . | quote }}
     {{- end }}
     {{- with .effect }}
-    effect: {{ . }}
+    effect: {{ . | quote }}
     {{- end }}
   {{- end }}
 {{- end }}
@@ -207,8 +207,8 @@ resources:
 - name: SIMMATE_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "simmate.resultsSecretName" . }}
-      key: {{ .Values.results.key }}
+      name: {{ include "simmate.resultsSecretName" . | quote }}
+      key: {{ .Values.results.key | quote }}
 - name: SIMMATE_DB_CONNECT_TIMEOUT
   value: {{ .Values.results.connectTimeout | quote }}
 {{- /* recorded with every result as provenance */}}
@@ -222,14 +222,14 @@ resources:
 
 {{- define "simmate.hasuraEnv" -}}
 - name: PREFECT_SERVER__HASURA__HOST
-  value: {{ include "simmate.componentName" (dict "root" . "component" "hasura") }}
+  value: {{ include "simmate.componentName" (dict "root" . "component" "hasura") | quote }}
 - name: PREFECT_SERVER__HASURA__PORT
   value: "3000"
 - name: PREFECT_SERVER__HASURA__ADMIN_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "simmate.hasuraSecretName" . }}
-      key: {{ .Values.prefectServer.hasura.adminSecret.key }}
+      name: {{ include "simmate.hasuraSecretName" . | quote }}
+      key: {{ .Values.prefectServer.hasura.adminSecret.key | quote }}
 {{- end }}
 
 {{/* Prefect's database: password from a Secret, URL assembled by Kubernetes env expansion.
@@ -240,18 +240,18 @@ resources:
 - name: PREFECT_DB_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $v.postgresql.existingSecret | default (include "simmate.componentName" (dict "root" .root "component" "postgresql")) }}
-      key: {{ $v.postgresql.passwordKey }}
-- name: {{ .name }}
+      name: {{ $v.postgresql.existingSecret | default (include "simmate.componentName" (dict "root" .root "component" "postgresql")) | quote }}
+      key: {{ $v.postgresql.passwordKey | quote }}
+- name: {{ .name | quote }}
   value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:5432/%s" $v.postgresql.username (include "simmate.componentName" (dict "root" .root "component" "postgresql")) $v.postgresql.database | quote }}
 {{- else }}
 {{- $e := $v.externalDatabase }}
 - name: PREFECT_DB_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $e.existingSecret }}
-      key: {{ $e.passwordKey }}
-- name: {{ .name }}
+      name: {{ $e.existingSecret | quote }}
+      key: {{ $e.passwordKey | quote }}
+- name: {{ .name | quote }}
   value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:%d/%s?sslmode=%s" $e.user $e.host (int $e.port) $e.database $e.sslmode | quote }}
 {{- end }}
 {{- end }}
@@ -259,7 +259,7 @@ resources:
 {{/* Extra env from a {name: value} map */}}
 {{- define "simmate.extraEnv" -}}
 {{- range $name, $value := . }}
-- name: {{ $name }}
+- name: {{ $name | quote }}
   value: {{ $value | quote }}
 {{- end }}
 {{- end }}

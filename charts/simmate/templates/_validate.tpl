@@ -45,6 +45,17 @@
 {{- if and $v.daskOperator.enabled (ne $clusterRbac (has "--all-namespaces" ($operator.kopfArgs | default list))) }}
 {{- $problems = append $problems "dask-kubernetes-operator: rbac.cluster and kopfArgs --all-namespaces must agree" }}
 {{- end }}
+{{- if eq $pg.resultsDatabase $pg.database }}
+{{- $problems = append $problems "postgresql.resultsDatabase must differ from postgresql.database" }}
+{{- end }}
+{{- $np := $v.networkPolicy }}
+{{- $peers := list $np.ingressController $np.daskOperator $np.prometheus }}
+{{- range $_, $extra := $np.extraPeers }}{{- $peers = concat $peers $extra }}{{- end }}
+{{- range $peers }}
+{{- if eq (or (not (kindIs "invalid" .podSelector)) (not (kindIs "invalid" .namespaceSelector))) (not (kindIs "invalid" .ipBlock)) }}
+{{- $problems = append $problems "networkPolicy peers need podSelector/namespaceSelector or ipBlock, not both" }}
+{{- end }}
+{{- end }}
 {{- if not (hasKey $v.agent.jobPresets "default") }}
 {{- $problems = append $problems "agent.jobPresets must contain `default`" }}
 {{- end }}

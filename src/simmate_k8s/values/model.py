@@ -9,9 +9,9 @@ rejects the same bad combinations with the same words.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from simmate_k8s import __version__
 
@@ -21,14 +21,181 @@ CHART_VERSION = __version__
 PREFECT_SERVER_VERSION = "core-1.4.1"
 DASK_KUBERNETES_VERSION = "2026.3.0"
 
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+# Every rule on a single value is a JSON-schema constraint (pattern, bounds, lengths, `not`), so
+# values.schema.json, generated from this module, makes helm refuse what the model refuses. Only
+# rules across keys live in Python (combination_problems) and, in the same words, _validate.tpl.
+# The patterns are RE2/Rust-regex compatible (no lookaround): `$` is the end of the text in both
+# helm's and pydantic's engines, so a trailing newline never slips through.
+QUANTITY = r"^[0-9]{1,15}(\.[0-9]{1,9})?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DNS_LABEL = r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$"
+# An RFC 1123 subdomain: Secret, StorageClass, IngressClass and pull-secret names, host names.
+DNS_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+# A Kubernetes label value (also Prefect agent labels and toleration values).
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# A label or annotation key: an optional DNS prefix and a name of at most 63 characters.
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+# Data keys of a Secret.
+SECRET_KEY = r"^[-._A-Za-z0-9]{1,253}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+# A Docker tag; empty means the chart's default tag.
+TAG = r"^([A-Za-z0-9_][-A-Za-z0-9_.]{0,127})?$"
+# An image repository without tag: [registry[:port]/]path, lowercase.
+REPOSITORY = r"^[a-z0-9]([-a-z0-9._/:]{0,253}[a-z0-9])?$"
+URL = r"^https?://[-A-Za-z0-9._~:/?#@!$&()*+,;=%\[\]]+$"
+SQL_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+# An external database's name or user, placed in a connection URL.
+DB_IDENT = r"^[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}$"
+# A host name or IPv4 address (upper case allowed, as DNS is case-insensitive).
+HOST_NAME = (
+    r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$"
+)
+# nameOverride / fullnameOverride: a DNS label, as the chart puts it in every object name.
+NAME_OVERRIDE = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$"
 # Prometheus durations, e.g. 30s, 1m, 1h30m.
-DURATION = r"^(([0-9]+)(ms|s|m|h|d|w|y))+$"
+DURATION = r"^(([0-9]{1,6})(ms|s|m|h|d|w|y)){1,4}$"
 # Five cron fields (or a @macro), as a Kubernetes CronJob schedule.
-CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+CRON = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|([-0-9*/,A-Za-z]{1,32} ){4}[-0-9*/,A-Za-z]{1,32})$"
+)
+# `dask worker --memory-limit`: auto, bytes, a fraction, or a size such as 3GiB / 4G.
+MEMORY_LIMIT = r"^(auto|[0-9]{1,15}(\.[0-9]{1,9})?( ?([kKMGTPE]i?B?|B))?)$"
+# Bounds: far above any real lab cluster, far below what would exhaust the API server.
+MAX_REPLICAS = 1000
+MAX_SECONDS = 31_536_000  # a year
+MAX_ENTRIES = 64  # keys of a labels/annotations/env map, items of a list
+ANNOTATION_VALUE_MAX = 4096
 
-Quantity = Annotated[str, Field(pattern=QUANTITY, description="A Kubernetes quantity.")]
+# Environment variables the chart sets itself in some container. extraEnv may not name them: a
+# later duplicate would replace e.g. a secret-backed HASURA_GRAPHQL_ADMIN_SECRET with plain text.
+# tests/chart/test_hostile_values.py checks that every name the chart renders is listed here.
+CHART_ENV = (
+    "HOME",
+    "PREFECT__BACKEND",
+    "PREFECT__CLOUD__API",
+    "PREFECT__SERVER__ENDPOINT",
+    "PREFECT_DB_PASSWORD",
+    "PREFECT_SERVER__DATABASE__CONNECTION_URL",
+    "PREFECT_SERVER__HASURA__HOST",
+    "PREFECT_SERVER__HASURA__PORT",
+    "PREFECT_SERVER__HASURA__ADMIN_SECRET",
+    "PREFECT_SERVER__TELEMETRY__ENABLED",
+    "HASURA_GRAPHQL_DATABASE_URL",
+    "HASURA_GRAPHQL_ADMIN_SECRET",
+    "HASURA_GRAPHQL_UNAUTHORIZED_ROLE",
+    "HASURA_GRAPHQL_SERVER_PORT",
+    "HASURA_GRAPHQL_ENABLE_CONSOLE",
+    "HASURA_GRAPHQL_ENABLE_TELEMETRY",
+    "HASURA_GRAPHQL_V1_BOOLEAN_NULL_COLLAPSE",
+    "HASURA_GRAPHQL_LOG_LEVEL",
+    "HASURA_API_URL",
+    "PREFECT_API_URL",
+    "PREFECT_API_HEALTH_URL",
+    "GRAPHQL_SERVICE_HOST",
+    "GRAPHQL_SERVICE_PORT",
+    "APOLLO_API_PORT",
+    "SIMMATE_DATABASE_URL",
+    "SIMMATE_DB_CONNECT_TIMEOUT",
+    "SIMMATE_IMAGE",
+    "SIMMATE_DASK_ADDRESS",
+    "SIMMATE_JOB_PRESET",
+    "SIMMATE_WORKER_GROUP",
+    "NAMESPACE",
+    "DELETE_FINISHED_JOBS",
+    "PREFECT__CLOUD__AGENT__AGENT_ADDRESS",
+    "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES",
+    "TENANT_NAME",
+    "TENANT_SLUG",
+    # postgres, retention and hook Jobs
+    "POSTGRES_USER",
+    "POSTGRES_DB",
+    "POSTGRES_PASSWORD",
+    "PGDATA",
+    "TZ",
+    "PGTZ",
+    "PGHOST",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGCONNECT_TIMEOUT",
+    "PGAPPNAME",
+    "DASK_CLUSTER",
+    "DEPLOYMENT",
+    "SPEC_CHECKSUM",
+    "TIMEOUT_SECONDS",
+    "WATCH_NAMESPACE",
+)
+
+
+def forbid(values: tuple[str, ...], reason: str) -> tuple[Any, Any]:
+    """Refuse these exact strings, in the model and (as `not: {enum}`) in the schema: one rule."""
+    refused = frozenset(values)
+
+    def check(value: str) -> str:
+        if value in refused:
+            raise ValueError(f"`{value}` {reason}")
+        return value
+
+    # read by the test that every Python rule has a schema twin
+    check.schema_not = {"enum": sorted(refused)}
+    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+
+
+def forbid_prefix(prefixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
+    """Refuse strings starting with any of these, in the model and (`not: {pattern}`) the schema."""
+    pattern = "^(" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+
+    def check(value: str) -> str:
+        if value.startswith(prefixes):
+            raise ValueError(f"`{value}` {reason}")
+        return value
+
+    check.schema_not = {"pattern": pattern}
+    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+
+
+def text(pattern: str, max_length: int, description: str = "") -> Any:
+    return Annotated[str, Field(pattern=pattern, max_length=max_length, description=description)]
+
+
+Quantity = Annotated[
+    str, Field(pattern=QUANTITY, max_length=32, description="A Kubernetes quantity.")
+]
+Tag = Annotated[
+    str, Field(pattern=TAG, max_length=128), *forbid(("latest",), "is not allowed: pin a version")
+]
+DnsName = text(DNS_NAME, 253)
+MaybeDnsName = text(f"^$|{DNS_NAME}", 253)  # empty: the chart's default
+LabelKey = text(LABEL_KEY, 317)
+HostName = text(HOST_NAME, 253)
+LabelValue = text(LABEL_VALUE, 63)
+SecretKey = text(SECRET_KEY, 253)
+EnvName = Annotated[
+    str, Field(pattern=ENV_NAME, max_length=128), *forbid(CHART_ENV, "is set by the chart")
+]
+# Maps rendered as labels, annotations or env: bounded keys, values and sizes.
+Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=MAX_ENTRIES)]
+# Labels the chart adds to its own objects: the prefixes of the labels it sets itself (selectors,
+# NetworkPolicy peers) are refused, a duplicate key would silently replace or break them.
+CHART_LABEL_PREFIXES = ("app.kubernetes.io/", "helm.sh/", "simmate-k8s.io/")
+OwnLabelKey = Annotated[
+    LabelKey, *forbid_prefix(CHART_LABEL_PREFIXES, "is a label the chart sets itself")
+]
+OwnLabels = Annotated[dict[OwnLabelKey, LabelValue], Field(max_length=MAX_ENTRIES)]
+Annotations = Annotated[
+    dict[LabelKey, Annotated[str, Field(max_length=ANNOTATION_VALUE_MAX)]],
+    Field(max_length=MAX_ENTRIES),
+]
+ExtraEnv = Annotated[
+    dict[EnvName, Annotated[str, Field(max_length=ANNOTATION_VALUE_MAX)]],
+    Field(max_length=MAX_ENTRIES),
+]
 
 
 def field(default: Any = ..., description: str = "", **kwargs: Any) -> Any:
@@ -38,8 +205,33 @@ def field(default: Any = ..., description: str = "", **kwargs: Any) -> Any:
     return Field(default, description=description, **kwargs)
 
 
+def required_keys(model: type[BaseModel]) -> list[str]:
+    """Keys that may not be null: values.yaml sets them, and `key: null` would make Helm drop
+    the key and the templates fail. The schema lists them as `required`; render.py checks the
+    same list on the merged values."""
+    if model.user_item:
+        return [name for name, info in model.model_fields.items() if info.is_required()]
+    keys = []
+    for name, info in model.model_fields.items():
+        if info.is_required() or info.get_default(call_default_factory=True) is not None:
+            keys.append(info.alias or name)
+    return keys
+
+
+def _require_non_null_keys(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    schema["required"] = required_keys(model)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+    # True for models the user writes whole (list items, map values): Helm fills in no defaults
+    # there, so only their keys without a default are required.
+    user_item: ClassVar[bool] = False
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        validate_default=True,
+        json_schema_extra=_require_non_null_keys,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,18 +239,13 @@ class Strict(BaseModel):
 
 
 class Image(Strict):
-    repository: str = field(description="Image repository.", min_length=1)
-    tag: str = field("", description="Image tag; never `latest`. Empty means the default tag.")
+    repository: str = field(
+        description="Image repository.", min_length=1, max_length=255, pattern=REPOSITORY
+    )
+    tag: Tag = field("", description="Image tag; never `latest`. Empty means the default tag.")
     pullPolicy: Literal["IfNotPresent", "Always", "Never"] = field(
         "IfNotPresent", description="Kubernetes imagePullPolicy."
     )
-
-    @field_validator("tag")
-    @classmethod
-    def not_latest(cls, tag: str) -> str:
-        if tag == "latest":
-            raise ValueError("the tag `latest` is not allowed: pin a version")
-        return tag
 
 
 class CpuMemory(Strict):
@@ -79,9 +266,12 @@ def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Resou
 
 
 class Toleration(Strict):
-    key: str = field("", description="Taint key to tolerate.")
+    user_item = True
+    key: str = field(
+        "", description="Taint key to tolerate.", pattern=f"^$|{LABEL_KEY}", max_length=317
+    )
     operator: Literal["Exists", "Equal"] = field("Equal", description="Exists or Equal.")
-    value: str = field("", description="Taint value (with operator Equal).")
+    value: LabelValue = field("", description="Taint value (with operator Equal).")
     effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] = field(
         "", description="Taint effect to tolerate; empty means all."
     )
@@ -90,11 +280,11 @@ class Toleration(Strict):
 class Placement(Strict):
     """Where a component's pods may run."""
 
-    nodeSelector: dict[str, str] = field(
+    nodeSelector: Labels = field(
         default_factory=dict, description="Node labels the pods must match."
     )
     tolerations: list[Toleration] = field(
-        default_factory=list, description="Taints the pods tolerate."
+        default_factory=list, description="Taints the pods tolerate.", max_length=MAX_ENTRIES
     )
 
 
@@ -105,7 +295,7 @@ class Service(Strict):
     nodePort: int | None = field(
         None, description="Fixed node port (type NodePort only).", ge=30000, le=32767
     )
-    annotations: dict[str, str] = field(
+    annotations: Annotations = field(
         default_factory=dict, description="Service annotations (e.g. cloud load balancer settings)."
     )
 
@@ -114,11 +304,17 @@ class Component(Placement):
     """A Prefect Server component: image override, resources, placement."""
 
     image: Image = field(description="Image; an empty tag means `prefectServer.version`.")
-    replicas: int = field(1, description="Number of pods.", ge=1)
-    runAsUser: int = field(1000, description="Non-root UID (and GID) the container runs as.", ge=1)
+    replicas: int = field(1, description="Number of pods.", ge=1, le=100)
+    runAsUser: int = field(
+        1000, description="Non-root UID (and GID) the container runs as.", ge=1, le=2147483647
+    )
     resources: Resources = field(description="Requests and limits of the container.")
-    extraEnv: dict[str, str] = field(
-        default_factory=dict, description="Extra environment variables (not secrets)."
+    extraEnv: ExtraEnv = field(
+        default_factory=dict,
+        description=(
+            "Extra environment variables (not secrets). Names the chart sets itself are refused "
+            "(they would replace e.g. a secret-backed variable)."
+        ),
     )
 
 
@@ -134,10 +330,10 @@ def component(repository: str, res: Resources, **kwargs: Any) -> Any:
 
 
 class HasuraAdminSecret(Strict):
-    existingSecret: str = field(
+    existingSecret: MaybeDnsName = field(
         "", description="Secret holding the admin secret; empty: generated once and kept."
     )
-    key: str = field("admin-secret", description="Key of the admin secret in that Secret.")
+    key: SecretKey = field("admin-secret", description="Key of the admin secret in that Secret.")
 
 
 class Hasura(Component):
@@ -147,6 +343,7 @@ class Hasura(Component):
     )
     unauthorizedRole: str = field(
         "admin",
+        pattern=r"^[A-Za-z0-9_-]{1,63}$",
         description=(
             "Role for requests without the admin secret. Prefect Server v1's apollo sends none, "
             "so it stays `admin`; the NetworkPolicy limits who can reach hasura."
@@ -162,7 +359,7 @@ class Migration(Strict):
             "then restart apollo (a second hook) so it serves the migrated schema."
         ),
     )
-    backoffLimit: int = field(10, description="Retries while the database starts.", ge=0)
+    backoffLimit: int = field(10, description="Retries while the database starts.", ge=0, le=100)
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
         description="Requests and limits of the migration Job.",
@@ -183,6 +380,8 @@ class Ui(Component):
     enabled: bool = field(True, description="Deploy the Prefect UI.")
     apiUrl: str = field(
         "http://localhost:4200/graphql",
+        pattern=URL,
+        max_length=2048,
         description=(
             "Prefect API URL as the *browser* reaches it (the UI runs in the browser). Default "
             "fits `kubectl port-forward svc/<release>-apollo 4200`. With ingress, the API URL."
@@ -193,8 +392,10 @@ class Ui(Component):
 
 class Tenant(Strict):
     enabled: bool = field(True, description="Create the default tenant (idempotent hook Job).")
-    name: str = field("default", description="Tenant name.", min_length=1)
-    slug: str = field("default", description="Tenant slug.", pattern=r"^[a-z0-9-]+$")
+    name: str = field(
+        "default", description="Tenant name.", pattern=r"^[A-Za-z0-9][-A-Za-z0-9 _.]{0,62}$"
+    )
+    slug: str = field("default", description="Tenant slug.", pattern=r"^[a-z0-9-]{1,63}$")
     resources: Resources = field(
         default_factory=lambda: resources("50m", "128Mi", "500m", "512Mi"),
         description="Requests and limits of the tenant Job.",
@@ -209,9 +410,11 @@ class Retention(Strict):
             "for `days` days, in batches (files/retention.sql, run by psql)."
         ),
     )
-    days: int = field(30, description="Keep flow runs updated within this many days.", ge=1)
+    days: int = field(
+        30, description="Keep flow runs updated within this many days.", ge=1, le=36500
+    )
     batchSize: int = field(
-        1000, description="Rows deleted per transaction (per table, per batch).", ge=1
+        1000, description="Rows deleted per transaction (per table, per batch).", ge=1, le=1000000
     )
     schedule: str = field(
         "17 3 * * *", description="Cron schedule (cluster time zone).", pattern=CRON
@@ -224,33 +427,45 @@ class Retention(Strict):
 
 class IngressBasicAuth(Strict):
     enabled: bool = field(False, description="Protect UI and API with HTTP basic auth.")
-    existingSecret: str = field(
+    existingSecret: MaybeDnsName = field(
         "", description="Secret with an htpasswd `auth` key (ingress-nginx format)."
     )
 
 
 class IngressTls(Strict):
-    secretName: str = field(description="TLS Secret for the hosts.", min_length=1)
-    hosts: list[str] = field(default_factory=list, description="Hosts the certificate covers.")
+    user_item = True
+    secretName: DnsName = field(description="TLS Secret for the hosts.")
+    hosts: list[HostName] = field(
+        default_factory=list, description="Hosts the certificate covers.", max_length=MAX_ENTRIES
+    )
 
 
 class Ingress(Strict):
     enabled: bool = field(False, description="Expose UI and API through an Ingress.")
-    className: str = field("", description="IngressClass name; empty: the cluster default.")
-    host: str = field("", description="Host name serving the UI at / and the API at /graphql.")
-    annotations: dict[str, str] = field(
+    className: MaybeDnsName = field(
+        "", description="IngressClass name; empty: the cluster default."
+    )
+    host: str = field(
+        "",
+        description="Host name serving the UI at / and the API at /graphql.",
+        pattern=f"^$|{HOST_NAME}",
+        max_length=253,
+    )
+    annotations: Annotations = field(
         default_factory=dict, description="Ingress annotations (auth, cert-manager, ...)."
     )
     basicAuth: IngressBasicAuth = field(
         default_factory=IngressBasicAuth,
         description="Basic auth with ingress-nginx annotations. Prefect Server v1 has no auth.",
     )
-    tls: list[IngressTls] = field(default_factory=list, description="TLS settings.")
+    tls: list[IngressTls] = field(
+        default_factory=list, description="TLS settings.", max_length=MAX_ENTRIES
+    )
 
 
 class PrefectServer(Strict):
     enabled: bool = field(True, description="Deploy Prefect Server v1 (hasura, graphql, ...).")
-    version: str = field(
+    version: Tag = field(
         PREFECT_SERVER_VERSION,
         description="Tag of the prefecthq/server, apollo and ui images (one knob).",
         min_length=1,
@@ -277,8 +492,6 @@ class PrefectServer(Strict):
         default_factory=Retention, description="Prefect database retention CronJob."
     )
 
-    _version_not_latest = field_validator("version")(Image.not_latest.__func__)
-
 
 # ---------------------------------------------------------------------------------------------
 # Databases
@@ -286,7 +499,7 @@ class PrefectServer(Strict):
 
 class Persistence(Strict):
     size: Quantity = field("8Gi", description="Size of the data volume.")
-    storageClass: str = field("", description="StorageClass; empty: the cluster default.")
+    storageClass: MaybeDnsName = field("", description="StorageClass; empty: the cluster default.")
 
 
 class Postgresql(Placement):
@@ -297,19 +510,17 @@ class Postgresql(Placement):
         default_factory=lambda: Image(repository="postgres", tag="16.4-bookworm"),
         description="Official postgres image, pinned.",
     )
-    username: str = field("simmate", description="Database user.", pattern=r"^[a-z_][a-z0-9_]*$")
-    database: str = field(
-        "prefect", description="Prefect's database.", pattern=r"^[a-z_][a-z0-9_]*$"
-    )
+    username: str = field("simmate", description="Database user.", pattern=SQL_NAME)
+    database: str = field("prefect", description="Prefect's database.", pattern=SQL_NAME)
     resultsDatabase: str = field(
         "simmate_results",
         description="The results database, created at init.",
-        pattern=r"^[a-z_][a-z0-9_]*$",
+        pattern=SQL_NAME,
     )
-    existingSecret: str = field(
+    existingSecret: MaybeDnsName = field(
         "", description="Secret with the password; empty: generated once and kept."
     )
-    passwordKey: str = field("password", description="Key of the password in that Secret.")
+    passwordKey: SecretKey = field("password", description="Key of the password in that Secret.")
     persistence: Persistence = field(default_factory=Persistence, description="Data volume.")
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "1", "1Gi"),
@@ -318,28 +529,33 @@ class Postgresql(Placement):
 
 
 class ExternalDatabase(Strict):
-    host: str = field("", description="Host of an external postgres for Prefect (managed DB).")
+    host: str = field(
+        "",
+        description="Host of an external postgres for Prefect (managed DB).",
+        pattern=f"^$|{HOST_NAME}",
+        max_length=253,
+    )
     port: int = field(5432, description="Port.", ge=1, le=65535)
-    database: str = field("prefect", description="Database name.", min_length=1)
-    user: str = field("prefect", description="User name.", min_length=1)
-    existingSecret: str = field("", description="Secret with the (URL-safe) password.")
-    passwordKey: str = field("password", description="Key of the password in that Secret.")
+    database: str = field("prefect", description="Database name.", pattern=DB_IDENT)
+    user: str = field("prefect", description="User name.", pattern=DB_IDENT)
+    existingSecret: MaybeDnsName = field("", description="Secret with the (URL-safe) password.")
+    passwordKey: SecretKey = field("password", description="Key of the password in that Secret.")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = field(
         "require", description="libpq sslmode."
     )
 
 
 class Results(Strict):
-    existingSecret: str = field(
+    existingSecret: MaybeDnsName = field(
         "",
         description=(
             "Secret with the results-DB SQLAlchemy URL; empty: the bundled postgres' results "
             "database (Secret `<release>-results-db`)."
         ),
     )
-    key: str = field("url", description="Key of the URL in that Secret.")
+    key: SecretKey = field("url", description="Key of the URL in that Secret.")
     connectTimeout: int = field(
-        30, description="SIMMATE_DB_CONNECT_TIMEOUT: seconds to wait for the DB.", ge=1
+        30, description="SIMMATE_DB_CONNECT_TIMEOUT: seconds to wait for the DB.", ge=1, le=3600
     )
 
 
@@ -347,17 +563,18 @@ class Results(Strict):
 # Dask
 
 
-Threads = int | Literal["auto"]
+Threads = Annotated[int, Field(ge=1, le=256)] | Literal["auto"]
+Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
+MemoryLimit = text(MEMORY_LIMIT, 32)
 
 
 class DaskWorker(Placement):
-    replicas: int | None = field(
+    replicas: Replicas | None = field(
         None,
         description=(
             "Workers of the default group without the autoscaler (empty: 1). With the autoscaler "
             "the DaskCluster starts at dask.autoscaler.minimum, so leave it empty or equal to it."
         ),
-        ge=0,
     )
     nthreads: Threads = field(
         "auto",
@@ -366,13 +583,12 @@ class DaskWorker(Placement):
             "down, at least 1."
         ),
     )
-    memoryLimit: str = field(
+    memoryLimit: MemoryLimit = field(
         "auto",
         description=(
             "`dask worker --memory-limit`; auto: the container's memory limit (else request) in "
             "bytes, computed by the chart (Dask's own detection misreads cgroup v1 nodes)."
         ),
-        min_length=1,
     )
     resources: Resources = field(
         default_factory=lambda: resources("500m", "1Gi", "1", "2Gi"),
@@ -383,17 +599,21 @@ class DaskWorker(Placement):
 class WorkerGroup(Strict):
     """An extra worker group; every key left out is taken from `dask.worker`."""
 
+    user_item = True
+
     name: str = field(description="Group name (DNS label), e.g. highmem.", pattern=DNS_LABEL)
-    replicas: int | None = field(None, description="Workers in the group (not autoscaled).", ge=0)
+    replicas: Replicas | None = field(None, description="Workers in the group (not autoscaled).")
     nthreads: Threads | None = field(
         None, description="Threads per worker (auto: from the group's CPU)."
     )
-    memoryLimit: str | None = field(
+    memoryLimit: MemoryLimit | None = field(
         None, description="`dask worker --memory-limit` (auto: from the group's memory)."
     )
     resources: Resources | None = field(None, description="Requests and limits of a worker.")
-    nodeSelector: dict[str, str] | None = field(None, description="Node labels to match.")
-    tolerations: list[Toleration] | None = field(None, description="Taints tolerated.")
+    nodeSelector: Labels | None = field(None, description="Node labels to match.")
+    tolerations: list[Toleration] | None = field(
+        None, description="Taints tolerated.", max_length=MAX_ENTRIES
+    )
 
 
 class PodMonitor(Strict):
@@ -405,7 +625,7 @@ class PodMonitor(Strict):
         ),
     )
     interval: str = field("30s", description="Scrape interval.", pattern=DURATION)
-    labels: dict[str, str] = field(
+    labels: OwnLabels = field(
         default_factory=dict,
         description="Extra labels, e.g. the one your Prometheus selects PodMonitors by.",
     )
@@ -424,8 +644,10 @@ class DaskScheduler(Placement):
 
 class Autoscaler(Strict):
     enabled: bool = field(True, description="Create a DaskAutoscaler for the default workers.")
-    minimum: int = field(0, description="Fewest workers; 0 scales to zero when idle.", ge=0)
-    maximum: int = field(4, description="Most workers.", ge=1)
+    minimum: int = field(
+        0, description="Fewest workers; 0 scales to zero when idle.", ge=0, le=MAX_REPLICAS
+    )
+    maximum: int = field(4, description="Most workers.", ge=1, le=MAX_REPLICAS)
 
 
 class Dask(Strict):
@@ -434,7 +656,9 @@ class Dask(Strict):
     worker: DaskWorker = field(default_factory=DaskWorker, description="The default workers.")
     autoscaler: Autoscaler = field(default_factory=Autoscaler, description="Autoscaling.")
     workerGroups: list[WorkerGroup] = field(
-        default_factory=list, description="Extra worker groups (DaskWorkerGroup), e.g. high-memory."
+        default_factory=list,
+        description="Extra worker groups (DaskWorkerGroup), e.g. high-memory.",
+        max_length=MAX_ENTRIES,
     )
     recreateOnUpgrade: bool = field(
         True,
@@ -477,7 +701,7 @@ class Hooks(Strict):
         ),
     )
     timeoutSeconds: int = field(
-        300, description="How long a hook Job waits (for a deletion or a rollout).", ge=30
+        300, description="How long a hook Job waits (for a deletion or a rollout).", ge=30, le=86400
     )
 
 
@@ -486,11 +710,13 @@ class Hooks(Strict):
 
 
 class JobPreset(Placement):
+    user_item = True
     resources: Resources = field(description="Requests and limits of the flow-run container.")
     activeDeadlineSeconds: int | None = field(
         None,
         description="Longest a flow-run Job may run; empty: agent.jobActiveDeadlineSeconds.",
         ge=1,
+        le=MAX_SECONDS,
     )
 
 
@@ -504,15 +730,22 @@ def default_presets() -> dict[str, JobPreset]:
 
 class Agent(Placement):
     enabled: bool = field(True, description="Run the Prefect Kubernetes agent.")
-    labels: list[str] = field(
-        default_factory=lambda: ["simmate"], description="Labels of flow runs the agent picks up."
+    labels: list[Annotated[str, Field(pattern=LABEL_VALUE, min_length=1, max_length=63)]] = field(
+        default_factory=lambda: ["simmate"],
+        description="Labels of flow runs the agent picks up.",
+        max_length=MAX_ENTRIES,
     )
-    apiUrl: str = field("", description="Prefect API URL; empty: this release's apollo Service.")
+    apiUrl: str = field(
+        "",
+        description="Prefect API URL; empty: this release's apollo Service.",
+        pattern=f"^$|{URL}",
+        max_length=2048,
+    )
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
         description="Requests and limits of the agent.",
     )
-    jobPresets: dict[str, JobPreset] = field(
+    jobPresets: Annotated[dict[str, JobPreset], Field(max_length=MAX_ENTRIES)] = field(
         default_factory=default_presets,
         description=(
             "Flow-run resources by preset name; one job template each "
@@ -524,45 +757,61 @@ class Agent(Placement):
         3600,
         description="ttlSecondsAfterFinished of every flow-run Job (the one place it is set).",
         ge=0,
+        le=MAX_SECONDS,
     )
     jobActiveDeadlineSeconds: int = field(
         86400,
         description="activeDeadlineSeconds of flow-run Jobs whose preset sets none (24 h).",
         ge=1,
+        le=MAX_SECONDS,
     )
 
 
 class HelmTests(Strict):
     enabled: bool = field(True, description="Add the `helm test` pod (submits the smoke flow).")
-    flow: str = field("smoke", description="Flow the test submits and waits for.")
+    flow: str = field(
+        "smoke",
+        description="Workflow the test submits and waits for (a name from `simmate-k8s flows`).",
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+    )
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
         description="Requests and limits of the test pod.",
     )
 
 
+CIDR = r"^[0-9a-fA-F.:]{2,39}/[0-9]{1,3}$"
+
+
 class LabelSelectorRequirement(Strict):
-    key: str = field(description="Label key.", min_length=1)
+    user_item = True
+    key: LabelKey = field(description="Label key.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = field(description="Operator.")
-    values: list[str] = field(default_factory=list, description="Values (In/NotIn).")
+    values: list[LabelValue] = field(
+        default_factory=list, description="Values (In/NotIn).", max_length=MAX_ENTRIES
+    )
 
 
 class LabelSelector(Strict):
-    matchLabels: dict[str, str] = field(default_factory=dict, description="Labels to match.")
+    user_item = True
+    matchLabels: Labels = field(default_factory=dict, description="Labels to match.")
     matchExpressions: list[LabelSelectorRequirement] = field(
-        default_factory=list, description="Set-based requirements."
+        default_factory=list, description="Set-based requirements.", max_length=MAX_ENTRIES
     )
 
 
 class IpBlock(Strict):
-    cidr: str = field(
-        description="A CIDR, e.g. 10.0.0.0/8.", pattern=r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+    user_item = True
+    cidr: str = field(description="A CIDR, e.g. 10.0.0.0/8.", pattern=CIDR)
+    except_: list[Annotated[str, Field(pattern=CIDR)]] = field(
+        default_factory=list, alias="except", description="CIDRs left out.", max_length=MAX_ENTRIES
     )
-    except_: list[str] = field(default_factory=list, alias="except", description="CIDRs left out.")
 
 
 class NetworkPolicyPeer(Strict):
     """A Kubernetes NetworkPolicyPeer. Without namespaceSelector: this namespace only."""
+
+    user_item = True
 
     podSelector: LabelSelector | None = field(None, description="Pods, by label.")
     namespaceSelector: LabelSelector | None = field(
@@ -570,13 +819,10 @@ class NetworkPolicyPeer(Strict):
     )
     ipBlock: IpBlock | None = field(None, description="Addresses outside the cluster.")
 
-    @model_validator(mode="after")
-    def one_kind(self) -> NetworkPolicyPeer:
-        if self.ipBlock and (self.podSelector or self.namespaceSelector):
-            raise ValueError("a peer is either an ipBlock or pod/namespace selectors, not both")
-        if not (self.ipBlock or self.podSelector or self.namespaceSelector):
-            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
-        return self
+    def well_formed(self) -> bool:
+        """Kubernetes' rule: selectors or an ipBlock, one kind and at least one."""
+        selectors = self.podSelector is not None or self.namespaceSelector is not None
+        return selectors != (self.ipBlock is not None)
 
 
 def peer(pod_labels: dict[str, str], namespace_labels: dict[str, str] | None = None) -> Any:
@@ -617,7 +863,10 @@ class NetworkPolicy(Strict):
         default_factory=lambda: peer({"app.kubernetes.io/name": "prometheus"}, {}),
         description="Prometheus pods, admitted to the scheduler metrics port with the PodMonitor.",
     )
-    extraPeers: dict[Literal[SERVING_COMPONENTS], list[NetworkPolicyPeer]] = field(  # type: ignore[valid-type]
+    extraPeers: dict[
+        Literal[SERVING_COMPONENTS],  # type: ignore[valid-type]
+        Annotated[list[NetworkPolicyPeer], Field(max_length=MAX_ENTRIES)],
+    ] = field(
         default_factory=dict,
         description=(
             "More peers per component, e.g. {apollo: [{ipBlock: {cidr: 10.0.0.0/8}}]} for a "
@@ -629,12 +878,14 @@ class NetworkPolicy(Strict):
 class ProjectImage(Image):
     repository: str = field(
         "simmate-k8s",
+        pattern=f"^$|{REPOSITORY}",
+        max_length=255,
         description=(
             "The project image. The cloud profiles leave it empty: the registry the cluster "
             "pulls from must be set."
         ),
     )
-    tag: str = field(CHART_VERSION, description="Its tag (the chart appVersion); never `latest`.")
+    tag: Tag = field(CHART_VERSION, description="Its tag (the chart appVersion); never `latest`.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -642,13 +893,19 @@ class ProjectImage(Image):
 
 
 class ChartValues(Strict):
-    nameOverride: str = field("", description="Replaces the chart name in object names.")
-    fullnameOverride: str = field("", description="Replaces `<release>-<chart>` in object names.")
-    commonLabels: dict[str, str] = field(
+    nameOverride: str = field(
+        "", description="Replaces the chart name in object names.", pattern=NAME_OVERRIDE
+    )
+    fullnameOverride: str = field(
+        "", description="Replaces `<release>-<chart>` in object names.", pattern=NAME_OVERRIDE
+    )
+    commonLabels: OwnLabels = field(
         default_factory=dict, description="Labels added to every object."
     )
-    imagePullSecrets: list[str] = field(
-        default_factory=list, description="Names of image pull Secrets for every pod."
+    imagePullSecrets: list[DnsName] = field(
+        default_factory=list,
+        description="Names of image pull Secrets for every pod.",
+        max_length=MAX_ENTRIES,
     )
     image: ProjectImage = field(
         default_factory=ProjectImage,
@@ -748,6 +1005,15 @@ def combination_problems(v: ChartValues) -> list[str]:
     if v.daskOperator.enabled and cluster_rbac != all_namespaces:
         problems.append(
             "dask-kubernetes-operator: rbac.cluster and kopfArgs --all-namespaces must agree"
+        )
+    if pg.resultsDatabase == pg.database:
+        problems.append("postgresql.resultsDatabase must differ from postgresql.database")
+    npol = v.networkPolicy
+    peers = [npol.ingressController, npol.daskOperator, npol.prometheus]
+    peers += [peer for extra in npol.extraPeers.values() for peer in extra]
+    if not all(peer.well_formed() for peer in peers):
+        problems.append(
+            "networkPolicy peers need podSelector/namespaceSelector or ipBlock, not both"
         )
     if "default" not in v.agent.jobPresets:
         problems.append("agent.jobPresets must contain `default`")

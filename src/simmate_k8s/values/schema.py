@@ -20,12 +20,31 @@ SCHEMA_PATH = CHART_DIR / "values.schema.json"
 def build_schema() -> dict:
     from simmate_k8s.values.model import ChartValues
 
-    schema = ChartValues.model_json_schema(by_alias=True, mode="validation")
+    schema = _keys_as_property_names(
+        ChartValues.model_json_schema(by_alias=True, mode="validation")
+    )
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Values of the simmate Helm chart",
         **{key: value for key, value in schema.items() if key != "title"},
     }
+
+
+def _keys_as_property_names(node):
+    """pydantic writes a constrained dict key as `patternProperties`, which lets keys that do not
+    match through unchecked; the model refuses them, so the schema must too: the key pattern goes
+    to `propertyNames` and the value schema to `additionalProperties`."""
+    if isinstance(node, list):
+        return [_keys_as_property_names(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _keys_as_property_names(value) for key, value in node.items()}
+    patterns = node.pop("patternProperties", None)
+    if patterns:
+        [(pattern, values)] = patterns.items()
+        node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        node["additionalProperties"] = values
+    return node
 
 
 def schema_text() -> str:

@@ -25,15 +25,15 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 spec:
-  type: {{ (.service | default dict).type | default "ClusterIP" }}
+  type: {{ (.service | default dict).type | default "ClusterIP" | quote }}
   selector:
     {{- include "simmate.selectorLabels" $ctx | nindent 4 }}
   ports:
     - name: http
-      port: {{ .port }}
+      port: {{ .port | int }}
       targetPort: http
       {{- with (.service | default dict).nodePort }}
-      nodePort: {{ . }}
+      nodePort: {{ . | int }}
       {{- end }}
 ---
 {{- end }}
@@ -42,7 +42,7 @@ kind: Deployment
 metadata:
   {{- include "simmate.metadata" $ctx | nindent 2 }}
 spec:
-  replicas: {{ .spec.replicas }}
+  replicas: {{ .spec.replicas | int }}
   selector:
     matchLabels:
       {{- include "simmate.selectorLabels" $ctx | nindent 6 }}
@@ -56,7 +56,7 @@ spec:
     spec:
       {{- include "simmate.podSpec" (dict "root" .root "uid" .spec.runAsUser "placement" .spec) | nindent 6 }}
       containers:
-        - name: {{ .component }}
+        - name: {{ .component | quote }}
           {{- include "simmate.prefectImage" (dict "root" .root "image" .spec.image) | nindent 10 }}
           args:
             {{- toYaml .args | nindent 12 }}
@@ -70,10 +70,10 @@ spec:
           {{- if .port }}
           ports:
             - name: http
-              containerPort: {{ .port }}
+              containerPort: {{ .port | int }}
           readinessProbe:
             httpGet:
-              path: {{ .probe }}
+              path: {{ .probe | quote }}
               port: http
             periodSeconds: 10
             timeoutSeconds: 5
@@ -82,7 +82,7 @@ spec:
             {{- .liveness | nindent 12 }}
             {{- else }}
             httpGet:
-              path: {{ .probe }}
+              path: {{ .probe | quote }}
               port: http
             {{- end }}
             initialDelaySeconds: 30
