@@ -28,6 +28,24 @@ DURATION = r"^(([0-9]+)(ms|s|m|h|d|w|y))+$"
 # Five cron fields (or a @macro), as a Kubernetes CronJob schedule.
 CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
 
+# An image reference pinned by a tag other than `latest`, or by a digest. No look-around: helm
+# checks the schema's patterns with Go's RE2, so "not latest" is spelled out (shorter, longer, or
+# different at one of its six letters).
+_TAG_CHAR = r"[^/:@\s]"
+_NOT_LATEST = "|".join(
+    [rf"latest{_TAG_CHAR}+", rf"{_TAG_CHAR}{{1,5}}"]
+    + [rf"{'latest'[:i]}[^{'latest'[i]}/:@\s]{_TAG_CHAR}*" for i in range(6)]
+)
+PINNED_IMAGE = rf"^[^\s@]+(:({_NOT_LATEST})|@sha256:[0-9a-f]{{64}})$"
+# A hasura role name other than `admin` (same spelling-out, RE2 has no look-ahead).
+_ROLE_CHAR = r"[A-Za-z0-9_-]"
+_NOT_ADMIN = "|".join(
+    [rf"admin{_ROLE_CHAR}+", rf"[A-Za-z]{_ROLE_CHAR}{{0,3}}"]
+    + [
+        rf"{'admin'[:i]}[^{'admin'[i]}\W]{_ROLE_CHAR}*" if i else rf"[A-Zb-z]{_ROLE_CHAR}*"
+        for i in range(5)
+    ]
+)
 Quantity = Annotated[str, Field(pattern=QUANTITY, description="A Kubernetes quantity.")]
 
 
@@ -146,11 +164,14 @@ class Hasura(Component):
         description="Hasura admin secret, given to hasura, graphql, towel and the migration job.",
     )
     unauthorizedRole: str = field(
-        "admin",
+        "",
         description=(
-            "Role for requests without the admin secret. Prefect Server v1's apollo sends none, "
-            "so it stays `admin`; the NetworkPolicy limits who can reach hasura."
+            "Role hasura gives requests without the admin secret; empty: none, such requests are "
+            "refused. Never `admin`: every Prefect component sends the secret (apollo through a "
+            "sidecar in its pod that adds it), so anonymous admin would only serve attackers."
         ),
+        pattern=rf"^({_NOT_ADMIN})?$",
+        max_length=63,
     )
 
 
@@ -244,6 +265,14 @@ class Ingress(Strict):
     basicAuth: IngressBasicAuth = field(
         default_factory=IngressBasicAuth,
         description="Basic auth with ingress-nginx annotations. Prefect Server v1 has no auth.",
+    )
+    authProvidedElsewhere: bool = field(
+        False,
+        description=(
+            "Declare that something the chart does not render enforces auth for this Ingress "
+            "(oauth2-proxy, the cloud's identity-aware proxy, your class's own annotations). "
+            "Without it the chart renders an Ingress only with basicAuth and className nginx."
+        ),
     )
     tls: list[IngressTls] = field(default_factory=list, description="TLS settings.")
 
@@ -508,6 +537,15 @@ class Agent(Placement):
         default_factory=lambda: ["simmate"], description="Labels of flow runs the agent picks up."
     )
     apiUrl: str = field("", description="Prefect API URL; empty: this release's apollo Service.")
+    allowedImages: list[Annotated[str, Field(pattern=PINNED_IMAGE, max_length=512)]] = field(
+        default_factory=list,
+        description=(
+            "Images a flow run's run config may name besides the project image (e.g. the one "
+            "`register --image` set); pinned by tag or digest, never `latest`. The agent refuses "
+            "any other image, and any run config with its own job template, service account or "
+            "environment."
+        ),
+    )
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
         description="Requests and limits of the agent.",
@@ -664,4 +702,11 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append("prefectServer.ingress.enabled needs prefectServer.ingress.host")
     if ps.ingress.basicAuth.enabled and not ps.ingress.basicAuth.existingSecret:
         problems.append("prefectServer.ingress.basicAuth.enabled needs basicAuth.existingSecret")
+    ing = ps.ingress
+    nginx_basic = ing.basicAuth.enabled and ing.className == "nginx"
+    if ps.enabled and ing.enabled and not (nginx_basic or ing.authProvidedElsewhere):
+        # Prefect Server v1 has no auth; the basic-auth annotations are ingress-nginx's.
+        problems.append(
+            "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere"
+        )
     return problems
