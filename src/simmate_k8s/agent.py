@@ -158,7 +158,8 @@ def build_agent(
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None):
+    """The entry point's options (the chart's agent Deployment passes them)."""
     import argparse
     import os
 
@@ -187,9 +188,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--agent-address", help="Health API address, e.g. http://0.0.0.0:8080.")
     args = parser.parse_args(argv)
-    policy = Policy(Path(args.templates_dir), frozenset(args.images), frozenset(args.pull_secrets))
+    args.policy = Policy(
+        Path(args.templates_dir), frozenset(args.images), frozenset(args.pull_secrets)
+    )
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    args = parse_args(argv)
     build_agent(
-        policy,
+        args.policy,
         namespace=args.namespace,
         labels=args.labels,
         job_template=args.job_template,

@@ -49,6 +49,20 @@ def test_allowed_images_must_be_pinned(image):
     assert "allowedImages" in str(error.value)
 
 
+def test_the_entry_point_takes_the_chart_s_arguments(default_docs):
+    """What the Deployment passes is what `python -m simmate_k8s.agent` parses into its policy."""
+    from pathlib import Path
+
+    from simmate_k8s.agent import parse_args
+
+    agent = find(default_docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
+    args = parse_args(agent["args"][3:])
+    assert args.policy.templates_dir == Path("/etc/simmate/job-templates")
+    assert args.policy.images == {"simmate-k8s:0.1.0"} and not args.policy.pull_secrets
+    assert args.namespace == "$(NAMESPACE)" and args.labels == ["simmate"]
+    assert args.agent_address == "http://0.0.0.0:8080"
+
+
 def test_role_holds_only_what_the_agent_needs(default_docs):
     role = find(default_docs, "Role", "-agent")
     resources = sorted(r for rule in role["rules"] for r in rule["resources"])
