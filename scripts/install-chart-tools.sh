@@ -58,3 +58,11 @@ else
     "$PYTHON" -m pip install --quiet "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
     echo "kubernetes-validate: installed"
 fi
+
+# node runs the chart's hasura proxy (files/hasura-proxy.js, apollo's sidecar) in its test.
+if command -v node >/dev/null; then
+    echo "node: present ($(node --version))"
+else
+    apt-get update -qq && apt-get install -y -qq nodejs
+    echo "node: installed ($(node --version))"
+fi

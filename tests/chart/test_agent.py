@@ -1,17 +1,66 @@
 """The Prefect Kubernetes agent, its RBAC and the flow-run Job templates."""
 
-from tests.chart.helpers import find, job_templates, kinds, render_chart
+import pytest
+
+from tests.chart.helpers import RenderError, find, job_templates, kinds, render_chart
 
 
 def test_agent_command_and_api(default_docs):
     agent = find(default_docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
-    assert agent["args"][:4] == ["prefect", "agent", "kubernetes", "start"]
-    assert "/etc/simmate/job-templates/default.yaml" in agent["args"]
+    # The release's agent (src/simmate_k8s/agent.py), not `prefect agent kubernetes start`.
+    assert agent["args"][:3] == ["python", "-m", "simmate_k8s.agent"]
+    assert option(agent["args"], "--job-template") == ["/etc/simmate/job-templates/default.yaml"]
+    assert option(agent["args"], "--templates-dir") == ["/etc/simmate/job-templates"]
+    assert option(agent["args"], "--allowed-image") == ["simmate-k8s:0.1.0"]
+    assert option(agent["args"], "--allowed-pull-secret") == []
     assert agent["args"][-2:] == ["--label", "simmate"]
     env = {e["name"]: e.get("value") for e in agent["env"]}
     assert env["PREFECT__CLOUD__API"] == "http://rel-simmate-apollo.sim.svc:4200/graphql"
     assert env["PREFECT__BACKEND"] == "server"
     assert agent["livenessProbe"]["httpGet"]["path"] == "/api/health"
+
+
+def option(args, name):
+    return [args[i + 1] for i, arg in enumerate(args) if arg == name]
+
+
+def test_agent_allows_the_release_image_extra_images_and_pull_secrets():
+    docs = render_chart({
+        "image": {"repository": "reg.example/simmate-k8s", "tag": "0.2.0"},
+        "imagePullSecrets": ["regcred"],
+        "agent": {"allowedImages": ["reg.example/simmate-k8s:0.1.9",
+                                    "reg.example/simmate-k8s@sha256:" + "a" * 64]},
+    })
+    args = find(docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert option(args, "--allowed-image") == [
+        "reg.example/simmate-k8s:0.2.0", "reg.example/simmate-k8s:0.1.9",
+        "reg.example/simmate-k8s@sha256:" + "a" * 64]
+    assert option(args, "--allowed-pull-secret") == ["regcred"]
+    # The Jobs' image is the first one the agent allows.
+    job = job_templates(docs)["default.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["image"] == "reg.example/simmate-k8s:0.2.0"
+
+
+@pytest.mark.parametrize("image", ["simmate-k8s:latest", "simmate-k8s", "reg:5000/simmate-k8s",
+                                   "a b:1", "x:1\nkind: Secret"])
+def test_allowed_images_must_be_pinned(image):
+    with pytest.raises(RenderError) as error:
+        render_chart({"agent": {"allowedImages": [image]}})
+    assert "allowedImages" in str(error.value)
+
+
+def test_the_entry_point_takes_the_chart_s_arguments(default_docs):
+    """What the Deployment passes is what `python -m simmate_k8s.agent` parses into its policy."""
+    from pathlib import Path
+
+    from simmate_k8s.agent import parse_args
+
+    agent = find(default_docs, "Deployment", "-agent")["spec"]["template"]["spec"]["containers"][0]
+    args = parse_args(agent["args"][3:])
+    assert args.policy.templates_dir == Path("/etc/simmate/job-templates")
+    assert args.policy.images == {"simmate-k8s:0.1.0"} and not args.policy.pull_secrets
+    assert args.namespace == "$(NAMESPACE)" and args.labels == ["simmate"]
+    assert args.agent_address == "http://0.0.0.0:8080"
 
 
 def test_role_holds_only_what_the_agent_needs(default_docs):

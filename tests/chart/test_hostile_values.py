@@ -489,6 +489,7 @@ def test_templates_quote_every_value_even_without_the_schema(tmp_path):
                 "host": INJECTED,
                 "className": INJECTED,
                 "basicAuth": {"enabled": True, "existingSecret": INJECTED},
+                "authProvidedElsewhere": True,  # a non-nginx class needs it (one rule)
             },
         },
         "image": {"pullPolicy": INJECTED},

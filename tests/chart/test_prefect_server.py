@@ -3,7 +3,7 @@
 import jmespath
 import pytest
 
-from tests.chart.helpers import find, kinds, render_chart
+from tests.chart.helpers import RenderError, find, kinds, render_chart
 
 
 def env(container):
@@ -281,3 +281,141 @@ def test_apollo_restart_may_patch_only_apollo(default_docs):
 def test_no_apollo_restart_without_migration():
     docs = render_chart({"prefectServer": {"graphql": {"migration": {"enabled": False}}}})
     assert not [d for d in docs if d["metadata"]["name"].endswith("-apollo-restart")]
+
+
+# --- hasura: no anonymous admin -----------------------------------------------------------------
+
+
+def values_cli(tmp_path, values):
+    """`simmate-k8s values -f FILE` in-process (the click path the command runs)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from simmate_k8s.cli import cli
+
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return CliRunner().invoke(cli, ["values", "-f", str(path)])
+
+
+def test_hasura_has_no_unauthorized_role_by_default(default_docs):
+    """Without one, hasura refuses every request that lacks the admin secret."""
+    assert "HASURA_GRAPHQL_UNAUTHORIZED_ROLE" not in env(
+        container(find(default_docs, "Deployment", "-hasura"))
+    )
+
+
+def test_unauthorized_role_can_be_a_role_without_permissions():
+    docs = render_chart({"prefectServer": {"hasura": {"unauthorizedRole": "anonymous"}}})
+    variables = env(container(find(docs, "Deployment", "-hasura")))
+    assert variables["HASURA_GRAPHQL_UNAUTHORIZED_ROLE"] == "anonymous"
+
+
+@pytest.mark.parametrize("role", ["admin", "admin\nx", "a b", "x" * 64])
+def test_admin_or_odd_unauthorized_roles_are_refused(tmp_path, role):
+    values = {"prefectServer": {"hasura": {"unauthorizedRole": role}}}
+    with pytest.raises(RenderError) as error:
+        render_chart(values)
+    assert "unauthorizedRole" in str(error.value)
+    result = values_cli(tmp_path, values)
+    assert result.exit_code == 2 and "unauthorizedRole" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("component", ["graphql", "towel"])
+def test_prefect_s_python_services_send_the_admin_secret(default_docs, component):
+    variables = env(container(find(default_docs, "Deployment", f"-{component}")))
+    assert variables["PREFECT_SERVER__HASURA__HOST"] == "rel-simmate-hasura"
+    assert variables["PREFECT_SERVER__HASURA__ADMIN_SECRET"]["secretKeyRef"]["name"] == (
+        "rel-simmate-hasura"
+    )
+
+
+def test_apollo_reaches_hasura_only_through_the_proxy_that_adds_the_secret(default_docs):
+    """apollo's hasura client sends no secret (PrefectHQ/server services/apollo/src/executors.js):
+    it talks to the sidecar on 127.0.0.1, which adds the secret from the release's Secret."""
+    from tests.chart.helpers import CHART
+
+    pod = find(default_docs, "Deployment", "-apollo")["spec"]["template"]["spec"]
+    apollo, proxy = pod["containers"]
+    assert env(apollo)["HASURA_API_URL"] == "http://127.0.0.1:3001/v1alpha1/graphql"
+    assert proxy["name"] == "hasura-proxy" and proxy["image"] == apollo["image"]
+    variables = env(proxy)
+    assert variables["HASURA_UPSTREAM"] == "http://rel-simmate-hasura:3000"
+    assert variables["HASURA_GRAPHQL_ADMIN_SECRET"]["secretKeyRef"] == {
+        "name": "rel-simmate-hasura",
+        "key": "admin-secret",
+    }
+    assert proxy["readinessProbe"] and proxy["livenessProbe"] and proxy["resources"]["limits"]
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+    script = find(default_docs, "ConfigMap", "-hasura-proxy")["data"]["hasura-proxy.js"]
+    assert script == (CHART / "files" / "hasura-proxy.js").read_text()
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "hasura-proxy"]
+    assert volume["configMap"]["name"] == "rel-simmate-hasura-proxy"
+
+
+# --- ingress auth ---------------------------------------------------------------------------------
+
+INGRESS_AUTH = (
+    "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere"
+)
+BASIC = {"enabled": True, "existingSecret": "htpasswd"}
+
+
+def ingress_values(**ingress):
+    return {"prefectServer": {"ingress": {"enabled": True, "host": "p.example.com", **ingress}}}
+
+
+@pytest.mark.parametrize(
+    "ingress",
+    [
+        {"className": "gce", "basicAuth": BASIC},  # nginx annotations that gce ignores
+        {"className": "gce"},
+        {"className": "", "basicAuth": BASIC},  # the cluster default: unknown class
+        {"basicAuth": BASIC},
+        {"className": "nginx"},  # no auth at all
+        {"className": "traefik", "annotations": {"x": "y"}},
+    ],
+    ids=["gce-basic", "gce", "default-class-basic", "no-class-basic", "nginx-no-auth", "traefik"],
+)
+def test_ingress_without_enforced_auth_is_refused(tmp_path, ingress):
+    values = ingress_values(**ingress)
+    with pytest.raises(RenderError) as error:
+        render_chart(values)
+    assert INGRESS_AUTH in str(error.value) and "1 problem(s)" in str(error.value)
+    result = values_cli(tmp_path, values)
+    assert result.exit_code == 2 and INGRESS_AUTH in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "ingress",
+    [
+        {"className": "nginx", "basicAuth": BASIC},
+        {"className": "gce", "authProvidedElsewhere": True},
+        {"className": "", "authProvidedElsewhere": True},
+        {"className": "nginx-internal", "basicAuth": BASIC, "authProvidedElsewhere": True},
+    ],
+)
+def test_ingress_with_auth_renders(tmp_path, ingress):
+    values = ingress_values(**ingress)
+    ing = find(render_chart(values), "Ingress", "-prefect-server")
+    annotations = ing["metadata"].get("annotations", {})
+    if ingress.get("basicAuth"):
+        assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "htpasswd"
+    else:
+        assert not any(k.startswith("nginx.ingress") for k in annotations)
+    assert ing["spec"].get("ingressClassName", "") == ingress["className"]
+    assert values_cli(tmp_path, values).exit_code == 0
+
+
+def test_ingress_class_and_auth_secret_are_quoted():
+    """YAML-significant names stay strings (and cannot add keys)."""
+    values = ingress_values(
+        className="123",
+        authProvidedElsewhere=True,
+        basicAuth={"enabled": True, "existingSecret": "true"},
+    )
+    ing = find(render_chart(values), "Ingress", "-prefect-server")
+    assert ing["spec"]["ingressClassName"] == "123"
+    assert ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-secret"] == "true"

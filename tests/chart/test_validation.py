@@ -56,14 +56,26 @@ BAD = [
         {"dask": {"workerGroups": [{"name": "a"}, {"name": "a"}]}},
         "dask.workerGroups names must be unique",
     ),
-    ({"prefectServer": {"ingress": {"enabled": True}}}, "prefectServer.ingress.enabled needs"),
+    (
+        {"prefectServer": {"ingress": {"enabled": True, "authProvidedElsewhere": True}}},
+        "prefectServer.ingress.enabled needs",
+    ),
     (
         {
             "prefectServer": {
-                "ingress": {"enabled": True, "host": "h", "basicAuth": {"enabled": True}}
+                "ingress": {
+                    "enabled": True,
+                    "host": "h",
+                    "className": "nginx",
+                    "basicAuth": {"enabled": True},
+                }
             }
         },
         "basicAuth.enabled needs basicAuth.existingSecret",
+    ),
+    (
+        {"prefectServer": {"ingress": {"enabled": True, "host": "h", "className": "gce"}}},
+        "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere",
     ),
     # B: a start above the autoscaler's minimum is scaled away before the workers register.
     (
@@ -97,7 +109,7 @@ def test_helm_and_model_reject_the_same_combination(values, message):
 def test_all_problems_come_in_one_message():
     values = {
         "dask": {"autoscaler": {"minimum": 5, "maximum": 2}},
-        "prefectServer": {"ingress": {"enabled": True}},
+        "prefectServer": {"ingress": {"enabled": True, "authProvidedElsewhere": True}},
     }
     with pytest.raises(RenderError) as error:
         render_chart(values)

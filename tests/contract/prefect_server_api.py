@@ -2,11 +2,12 @@
 
 Prefect Server itself cannot run on the test machines (its images need a registry), so this is a
 local HTTP endpoint that answers ONLY the GraphQL operations simmate-k8s sends (plus the two a
-flow runner sends, used to drive runs through their states), with the field names, argument
-shapes and semantics of Prefect Server v1 (Hasura tables stitched with Prefect's own mutations in
-apollo). Requests are validated against the schema subset below with graphql-core: an unknown
-field, argument, type or operation is answered with HTTP 400 and recorded in ``unexpected``,
-which the fixture turns into a test failure.
+flow runner sends, used to drive runs through their states, and those Prefect 1's Kubernetes
+agent sends: register_agent, hello, get_runs_in_queue, the flow-run metadata query), with the
+field names, argument shapes and semantics of Prefect Server v1 (Hasura tables stitched with
+Prefect's own mutations in apollo). Requests are validated against the schema subset below with
+graphql-core: an unknown field, argument, type or operation is answered with HTTP 400 and
+recorded in ``unexpected``, which the fixture turns into a test failure.
 
 Semantics kept from Prefect Server: one tenant; project names are unique ("Uniqueness
 violation."); flows are versioned per project + name, a new version archives the previous one,
@@ -84,6 +85,14 @@ input log_bool_exp {
 }
 input log_order_by { created: order_by timestamp: order_by }
 
+type task_run {
+  id: uuid! version: Int task_id: uuid! serialized_state: jsonb state_start_time: timestamptz
+}
+input task_run_bool_exp {
+  _and: [task_run_bool_exp!] _or: [task_run_bool_exp!]
+  state_start_time: timestamptz_comparison_exp
+}
+
 type flow_run {
   id: uuid! name: String flow_id: uuid! flow: flow! version: Int
   state: String state_message: String serialized_state: jsonb
@@ -92,13 +101,16 @@ type flow_run {
   run_config: jsonb
   states(order_by: [flow_run_state_order_by!], limit: Int): [flow_run_state!]!
   logs(where: log_bool_exp, order_by: [log_order_by!], limit: Int, offset: Int): [log!]!
+  task_runs(where: task_run_bool_exp): [task_run!]!
 }
 input flow_run_bool_exp {
-  _and: [flow_run_bool_exp!] id: uuid_comparison_exp name: String_comparison_exp
-  state: String_comparison_exp flow_id: uuid_comparison_exp
+  _and: [flow_run_bool_exp!] _or: [flow_run_bool_exp!] id: uuid_comparison_exp
+  name: String_comparison_exp state: String_comparison_exp flow_id: uuid_comparison_exp
+  task_runs: task_run_bool_exp
 }
 
 type Query {
+  hello: String
   tenant: [tenant!]!
   project(where: project_bool_exp, limit: Int): [project!]!
   flow(where: flow_bool_exp, order_by: [flow_order_by!], limit: Int, offset: Int): [flow!]!
@@ -111,6 +123,8 @@ type flow_id_payload { id: UUID }
 type flow_run_id_payload { id: UUID }
 type set_flow_run_state_payload { id: UUID status: String message: String }
 type set_flow_run_states_payload { states: [set_flow_run_state_payload!] }
+type agent_id_payload { id: UUID }
+type runs_in_queue_payload { flow_run_ids: [String!] }
 
 input create_project_input { tenant_id: String! name: String! description: String }
 input create_flow_from_compressed_string_input {
@@ -131,6 +145,10 @@ input write_run_log_input {
   level: log_level info: JSON
 }
 input write_run_logs_input { logs: [write_run_log_input!]! }
+input register_agent_input {
+  tenant_id: UUID labels: [String!] agent_config_id: UUID type: String! name: String
+}
+input get_runs_in_queue_input { tenant_id: UUID! before: DateTime labels: [String!] }
 
 type Mutation {
   create_project(input: create_project_input!): project_id_payload
@@ -144,6 +162,9 @@ type Mutation {
   set_flow_run_states(input: set_flow_run_states_input!): set_flow_run_states_payload
   "Sent by flow runners, not by simmate-k8s: the tests use it to write run logs."
   write_run_logs(input: write_run_logs_input!): success_payload
+  "Sent by Prefect's agent (simmate_k8s.agent): at start, and on every poll."
+  register_agent(input: register_agent_input!): agent_id_payload
+  get_runs_in_queue(input: get_runs_in_queue_input!): runs_in_queue_payload
 }
 """
 
@@ -212,9 +233,17 @@ def matches(row: dict, where: dict | None) -> bool:
             if not all(matches(row, c) for c in condition):
                 return False
             continue
+        if key == "_or":
+            if not any(matches(row, c) for c in condition):
+                return False
+            continue
         value = row[key]
         if callable(value):  # a relationship: nested boolean expression
-            if not matches(value(None), condition):
+            related = value(None)
+            if isinstance(related, list):  # array relationship: some related row matches
+                if not any(matches(r, condition) for r in related):
+                    return False
+            elif not matches(related, condition):
                 return False
         elif not _compare(value, condition):
             return False
@@ -245,6 +274,7 @@ class PrefectServerState:
         self.states: dict[str, list[dict]] = {}
         self.logs: dict[str, list[dict]] = {}
         self.run_keys: dict[str, str] = {}  # flow run idempotency key -> flow run id
+        self.agents: list[dict] = []  # register_agent inputs
 
     # views: rows with relationships as callables, as the GraphQL resolvers expect them
     def project_view(self, project):
@@ -265,10 +295,16 @@ class PrefectServerState:
             rows = [log for log in self.logs[run_id] if matches(log, where)]
             return order(rows, order_by, limit, offset)
 
+        def task_runs(info, where=None):  # none: the agent tests' flows are never retried
+            return []
+
         return {**run, "flow": lambda info: self.flow_view(self.flows[run["flow_id"]]),
-                "states": states, "logs": logs}
+                "states": states, "logs": logs, "task_runs": task_runs}
 
     # queries
+    def q_hello(self, info):
+        return "hello"
+
     def q_tenant(self, info):
         return [dict(self.tenant)]
 
@@ -400,6 +436,23 @@ class PrefectServerState:
                 "start_time": None})
             payloads.append({"id": run["id"], "status": "SUCCESS", "message": None})
         return {"states": payloads}
+
+    def m_register_agent(self, info, input):
+        if input.get("tenant_id") not in (None, self.tenant["id"]):
+            raise ApiError("Unauthorized")
+        self.agents.append({"id": str(uuid.uuid4()), **input})
+        return {"id": self.agents[-1]["id"]}
+
+    def m_get_runs_in_queue(self, info, input):
+        """Scheduled runs due before ``before`` whose labels the agent has (all of them)."""
+        if input["tenant_id"] != self.tenant["id"]:
+            raise ApiError("Unauthorized")
+        before = _comparable(input.get("before") or _now())
+        labels = set(input.get("labels") or [])
+        due = [run["id"] for run in self.flow_runs.values()
+               if run["state"] == "Scheduled" and set(run["labels"] or []) <= labels
+               and _comparable(run["scheduled_start_time"]) <= before]
+        return {"flow_run_ids": due}
 
     def m_write_run_logs(self, info, input):
         for log in input["logs"]:

@@ -75,6 +75,12 @@
 {{- if and $ps.ingress.basicAuth.enabled (not $ps.ingress.basicAuth.existingSecret) }}
 {{- $problems = append $problems "prefectServer.ingress.basicAuth.enabled needs basicAuth.existingSecret" }}
 {{- end }}
+{{- $ing := $ps.ingress }}
+{{- /* Prefect Server v1 has no auth; the basic-auth annotations are ingress-nginx's. */}}
+{{- $nginxBasic := and $ing.basicAuth.enabled (eq ($ing.className | toString) "nginx") }}
+{{- if and $ps.enabled $ing.enabled (not (or $nginxBasic $ing.authProvidedElsewhere)) }}
+{{- $problems = append $problems "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere" }}
+{{- end }}
 {{- $problems = uniq $problems }}
 {{- if $problems }}
 {{- fail (printf "\n\nsimmate: invalid values (%d problem(s)):\n  - %s\n" (len $problems) (join "\n  - " $problems)) }}

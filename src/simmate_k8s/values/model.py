@@ -130,6 +130,8 @@ CHART_ENV = (
     "SPEC_CHECKSUM",
     "TIMEOUT_SECONDS",
     "WATCH_NAMESPACE",
+    "HASURA_PROXY_PORT",
+    "HASURA_UPSTREAM",
 )
 
 
@@ -153,6 +155,19 @@ def forbid_prefix(prefixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
 
     def check(value: str) -> str:
         if value.startswith(prefixes):
+            raise ValueError(f"`{value}` {reason}")
+        return value
+
+    check.schema_not = {"pattern": pattern}
+    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+
+
+def forbid_suffix(suffixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
+    """Refuse strings ending with any of these, in the model and (`not: {pattern}`) the schema."""
+    pattern = "(" + "|".join(re.escape(suffix) for suffix in suffixes) + ")$"
+
+    def check(value: str) -> str:
+        if value.endswith(suffixes):
             raise ValueError(f"`{value}` {reason}")
         return value
 
@@ -195,6 +210,20 @@ Annotations = Annotated[
 ExtraEnv = Annotated[
     dict[EnvName, Annotated[str, Field(max_length=ANNOTATION_VALUE_MAX)]],
     Field(max_length=MAX_ENTRIES),
+]
+# An image reference pinned by a tag or a digest (the tag `latest` is refused below).
+IMAGE_REF = r"^[^\s@]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+ImageRef = Annotated[
+    str,
+    Field(pattern=IMAGE_REF, max_length=512),
+    *forbid_suffix((":latest",), "is not allowed: pin a version"),
+]
+# A hasura role for unauthenticated requests; empty means none. `admin` would hand hasura's
+# admin rights to every pod that reaches it.
+HasuraRole = Annotated[
+    str,
+    Field(pattern=r"^$|^[A-Za-z0-9_-]{1,63}$"),
+    *forbid(("admin",), "would give anonymous requests hasura's admin rights"),
 ]
 
 
@@ -341,12 +370,12 @@ class Hasura(Component):
         default_factory=HasuraAdminSecret,
         description="Hasura admin secret, given to hasura, graphql, towel and the migration job.",
     )
-    unauthorizedRole: str = field(
-        "admin",
-        pattern=r"^[A-Za-z0-9_-]{1,63}$",
+    unauthorizedRole: HasuraRole = field(
+        "",
         description=(
-            "Role for requests without the admin secret. Prefect Server v1's apollo sends none, "
-            "so it stays `admin`; the NetworkPolicy limits who can reach hasura."
+            "Role hasura gives requests without the admin secret; empty: none, such requests are "
+            "refused. Never `admin`: every Prefect component sends the secret (apollo through a "
+            "sidecar in its pod that adds it), so anonymous admin would only serve attackers."
         ),
     )
 
@@ -457,6 +486,14 @@ class Ingress(Strict):
     basicAuth: IngressBasicAuth = field(
         default_factory=IngressBasicAuth,
         description="Basic auth with ingress-nginx annotations. Prefect Server v1 has no auth.",
+    )
+    authProvidedElsewhere: bool = field(
+        False,
+        description=(
+            "Declare that something the chart does not render enforces auth for this Ingress "
+            "(oauth2-proxy, the cloud's identity-aware proxy, your class's own annotations). "
+            "Without it the chart renders an Ingress only with basicAuth and className nginx."
+        ),
     )
     tls: list[IngressTls] = field(
         default_factory=list, description="TLS settings.", max_length=MAX_ENTRIES
@@ -740,6 +777,15 @@ class Agent(Placement):
         description="Prefect API URL; empty: this release's apollo Service.",
         pattern=f"^$|{URL}",
         max_length=2048,
+    )
+    allowedImages: list[ImageRef] = field(
+        default_factory=list,
+        description=(
+            "Images a flow run's run config may name besides the project image (e.g. the one "
+            "`register --image` set); pinned by tag or digest, never `latest`. The agent refuses "
+            "any other image, and any run config with its own job template, service account or "
+            "environment."
+        ),
     )
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
@@ -1026,4 +1072,11 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append("prefectServer.ingress.enabled needs prefectServer.ingress.host")
     if ps.ingress.basicAuth.enabled and not ps.ingress.basicAuth.existingSecret:
         problems.append("prefectServer.ingress.basicAuth.enabled needs basicAuth.existingSecret")
+    ing = ps.ingress
+    nginx_basic = ing.basicAuth.enabled and ing.className == "nginx"
+    if ps.enabled and ing.enabled and not (nginx_basic or ing.authProvidedElsewhere):
+        # Prefect Server v1 has no auth; the basic-auth annotations are ingress-nginx's.
+        problems.append(
+            "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere"
+        )
     return problems

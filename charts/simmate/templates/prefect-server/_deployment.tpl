@@ -10,6 +10,7 @@ A Prefect Server component: Deployment (+ Service when it has a port). Parameter
   liveness   a livenessProbe body as YAML text, replacing the HTTP one; optional
   podLabels  extra pod labels as YAML text
   mounts     extra volumeMounts as YAML text; volumes: extra volumes as YAML text
+  sidecars   extra containers as YAML text (a list); optional
   service    Service values (type, nodePort, annotations); optional
 */}}
 {{- define "simmate.serverDeployment" -}}
@@ -97,6 +98,9 @@ spec:
             {{- with .mounts }}
             {{- . | nindent 12 }}
             {{- end }}
+        {{- with .sidecars }}
+        {{- . | nindent 8 }}
+        {{- end }}
       volumes:
         {{- include "simmate.tmpVolume" . | nindent 8 }}
         {{- with .volumes }}
