@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from prefect.executors import DaskExecutor
 
-from simmate_k8s.errors import SimmateError
+from simmate_k8s.errors import SettingsError, SimmateError
 from simmate_k8s.flows import library
 from simmate_k8s.flows.inputs import BatchRun
 
@@ -43,14 +43,52 @@ def local_cluster(workers: int) -> Iterator[object]:
         yield cluster
 
 
-def connect(address: str, timeout: float = 10):
-    """A Client of the scheduler at ``address``; SchedulerError if none answers."""
+def security(address: str, settings):
+    """The distributed Security for a tls:// ``address`` (encryption required, this client's
+    certificate from the settings' files), None for any other address. SettingsError, one
+    line, when a file is not set or cannot be read."""
+    from simmate_k8s.settings import DASK_TLS_CA_FILE, DASK_TLS_CERT, DASK_TLS_KEY
+
+    if not address.startswith("tls://"):
+        return None
+    files = {DASK_TLS_CA_FILE: settings.dask_tls_ca_file, DASK_TLS_CERT: settings.dask_tls_cert,
+             DASK_TLS_KEY: settings.dask_tls_key}
+    missing = [name for name, path in files.items() if not path]
+    if missing:
+        raise SettingsError(
+            f"{address} needs TLS certificates: set {', '.join(missing)} (the CA, a client "
+            "certificate and its key; `helm status <release>` names the release's Secret)")
+    for name, path in files.items():
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise SettingsError(f"{name}={path}: cannot read it ({error.strerror or error})"
+                                ) from None
+    from distributed.security import Security
+
+    return Security(require_encryption=True, tls_ca_file=files[DASK_TLS_CA_FILE],
+                    tls_client_cert=files[DASK_TLS_CERT], tls_client_key=files[DASK_TLS_KEY])
+
+
+def connect(address: str, timeout: float = 10, *, security=None):
+    """A Client of the scheduler at ``address``; SchedulerError if none answers. A tls://
+    address needs ``security`` (see :func:`security`)."""
+    import ssl
+
     from distributed import Client
 
     if "://" not in address:
         raise SchedulerError(f"--address {address!r}: expected tcp://HOST:PORT or tls://HOST:PORT")
+    if address.startswith("tls://") and security is None:
+        raise SchedulerError(f"{address}: a tls:// scheduler needs TLS certificates")
     try:
-        return Client(address, timeout=timeout)
+        return Client(address, timeout=timeout, security=security)
+    except ssl.SSLError as error:  # a certificate of another CA, or a key that does not match
+        raise SchedulerError(f"TLS with the Dask scheduler at {address} failed: "
+                             f"{error.reason or error}") from None
+    except RuntimeError as error:  # "encryption required by Dask configuration" for tcp://
+        raise SchedulerError(f"{address}: {_first_line(error)}") from None
     except (OSError, TimeoutError) as error:
         raise SchedulerError(
             f"no Dask scheduler answers at {address} within {timeout:g} s "

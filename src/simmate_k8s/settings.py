@@ -22,6 +22,11 @@ DASK_ADDRESS = "SIMMATE_DASK_ADDRESS"
 API_TIMEOUT = "SIMMATE_API_TIMEOUT"
 POLL_INTERVAL = "SIMMATE_POLL_INTERVAL"  # how often `--watch` asks Prefect Server
 IMAGE = "SIMMATE_IMAGE"
+# A tls:// scheduler: Dask's own config variables (the chart's pods set the same), read here so
+# that a missing one is a one-line error instead of a refused handshake.
+DASK_TLS_CA_FILE = "DASK_DISTRIBUTED__COMM__TLS__CA_FILE"
+DASK_TLS_CERT = "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"
+DASK_TLS_KEY = "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"
 
 DEFAULTS = {CONNECT_TIMEOUT: 30.0, SAVE_RETRY: 600.0, API_TIMEOUT: 10.0, POLL_INTERVAL: 2.0}
 
@@ -69,6 +74,10 @@ class Settings:
     api_timeout: float
     poll_interval: float
     image: str | None  # the image this process runs in (provenance), when known
+    # files for a tls:// scheduler: the CA and this client's certificate and key
+    dask_tls_ca_file: str | None = None
+    dask_tls_cert: str | None = None
+    dask_tls_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,4 +90,7 @@ class Settings:
             api_timeout=_seconds(env, API_TIMEOUT),
             poll_interval=_seconds(env, POLL_INTERVAL),
             image=env.get(IMAGE) or None,
+            dask_tls_ca_file=env.get(DASK_TLS_CA_FILE) or None,
+            dask_tls_cert=env.get(DASK_TLS_CERT) or None,
+            dask_tls_key=env.get(DASK_TLS_KEY) or None,
         )

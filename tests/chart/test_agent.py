@@ -83,7 +83,7 @@ def test_one_job_template_per_preset(default_docs):
     large = templates["large.yaml"]["spec"]["template"]["spec"]["containers"][0]
     assert large["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     env = {e["name"]: e for e in large["env"]}
-    assert env["SIMMATE_DASK_ADDRESS"]["value"] == "tcp://rel-simmate-dask-scheduler.sim.svc:8786"
+    assert env["SIMMATE_DASK_ADDRESS"]["value"] == "tls://rel-simmate-dask-scheduler.sim.svc:8786"
     assert (
         env["SIMMATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rel-simmate-results-db"
     )
@@ -191,5 +191,5 @@ def test_job_templates_config_map_is_found_by_labels_and_holds_the_address():
     ]
     assert len(selected) == 1
     data = selected[0]["data"]
-    assert data["scheduler-address"] == "tcp://lab-a-simmate-dask-scheduler.lab.svc:8786"
+    assert data["scheduler-address"] == "tls://lab-a-simmate-dask-scheduler.lab.svc:8786"
     assert {key for key in data if not key.endswith(".yaml")} == {"scheduler-address"}

@@ -1,5 +1,7 @@
 """The DaskCluster, its autoscaler, worker groups and the operator subchart."""
 
+import json
+
 import jmespath
 import pytest
 
@@ -31,7 +33,10 @@ def test_scheduler_enables_the_api_route(default_docs):
 
 def test_workers_preload_and_get_the_results_db(default_docs):
     worker = find(default_docs, "DaskCluster", "-dask")["spec"]["worker"]["spec"]["containers"][0]
-    assert worker["args"][:4] == ["dask", "worker", "--preload", "simmate_k8s.preload"]
+    assert worker["args"][:5] == [
+        "dask", "worker", "tls://rel-simmate-dask-scheduler.sim.svc:8786",
+        "--preload", "simmate_k8s.preload",
+    ]  # fmt: skip
     assert "$(DASK_WORKER_NAME)" in worker["args"]
     env = {e["name"]: e for e in worker["env"]}
     assert env["SIMMATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
@@ -125,6 +130,10 @@ def test_replicas_apply_without_the_autoscaler():
 
 
 def checksum(values=None):
+    # Certificates from a fixed Secret: generated ones are new on every offline render (no
+    # lookup) and are part of the checksum (tests/chart/test_tls.py).
+    values = json.loads(json.dumps(values or {}))
+    values.setdefault("dask", {})["tls"] = {"existingSecret": "lab-a-dask-certs"}
     docs = render_chart(values, release="lab-a")
     return find(docs, "DaskCluster", "-dask")["metadata"]["annotations"][
         "simmate-k8s.io/spec-checksum"
@@ -273,7 +282,7 @@ def test_release_s2_in_simmate2_names_agree_everywhere():
     cluster = find(docs, "DaskCluster", "-dask")["metadata"]["name"]
     service = SCHEDULER_NAME_TEMPLATE.format(cluster_name=cluster)  # what the operator creates
     assert service == "s2-simmate-dask-scheduler"
-    address = f"tcp://{service}.simmate2.svc:8786"
+    address = f"tls://{service}.simmate2.svc:8786"
     assert find(docs, "DaskAutoscaler", "-dask")["spec"]["cluster"] == cluster
     assert find(docs, "DaskWorkerGroup", "-highmem")["spec"]["cluster"] == cluster
     config_map = find(docs, "ConfigMap", "-job-templates")
@@ -299,7 +308,7 @@ def test_a_long_release_name_still_gives_a_valid_cluster_and_address():
     service = SCHEDULER_NAME_TEMPLATE.format(cluster_name=cluster)
     assert len(service) <= 63
     assert find(docs, "ConfigMap", "-job-templates")["data"]["scheduler-address"] == (
-        f"tcp://{service}.lab.svc:8786"
+        f"tls://{service}.lab.svc:8786"
     )
 
 

@@ -169,6 +169,7 @@ def test_generated_secrets_are_secrets_not_configmaps(default_docs):
         "rel-simmate-postgresql",
         "rel-simmate-results-db",
         "rel-simmate-hasura",
+        "rel-simmate-dask-tls",
     }
     import base64
 

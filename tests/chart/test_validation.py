@@ -93,6 +93,15 @@ BAD = [
         },
         "prefectServer.retention.enabled needs prefectServer.enabled",
     ),
+    (
+        {"dask": {"scheduler": {"service": {"type": "LoadBalancer", "allowExternal": True}},
+                  "tls": {"enabled": False}}},
+        "dask.scheduler.service NodePort/LoadBalancer needs dask.tls.enabled and allowExternal",
+    ),
+    (
+        {"dask": {"tls": {"existingSecret": "x", "certManager": {"issuerRef": {"name": "ca"}}}}},
+        "dask.tls.existingSecret and dask.tls.certManager.issuerRef are both set: choose one",
+    ),
 ]
 
 

@@ -77,20 +77,35 @@ class Containers:
         self.image = image
         self.names: list[str] = []
 
-    def start(self, role: str, *command: str, env: dict[str, str] | None = None) -> str:
+    def start(
+        self,
+        role: str,
+        *command: str,
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
+    ) -> str:
+        """``options``: extra `podman run` options, e.g. ("--volume", "dir:/path:ro")."""
         name = f"simmate-test-{role}-{uuid.uuid4().hex[:8]}"
         self.names.append(name)
         env_args = [f"--env={key}={value}" for key, value in (env or {}).items()]
-        podman("run", "--detach", "--name", name, *HARDENED, *env_args, self.image, *command)
+        podman(
+            "run", "--detach", "--name", name, *HARDENED, *env_args, *options, self.image, *command
+        )
         return name
 
-    def run(self, *command: str, env: dict[str, str] | None = None, timeout: float = 300):
+    def run(
+        self,
+        *command: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+        options: tuple[str, ...] = (),
+    ):
         """A foreground container (removed afterwards); returns the CompletedProcess."""
         env_args = [f"--env={key}={value}" for key, value in (env or {}).items()]
         name = f"simmate-test-run-{uuid.uuid4().hex[:8]}"
         self.names.append(name)
         return podman(
-            "run", "--rm", "--name", name, *HARDENED, *env_args, self.image, *command,
+            "run", "--rm", "--name", name, *HARDENED, *env_args, *options, self.image, *command,
             check=False, timeout=timeout,
         )  # fmt: skip
 

@@ -182,8 +182,9 @@ resources:
 {{- printf "%s-scheduler" (include "simmate.daskClusterName" .) }}
 {{- end }}
 
+{{/* tls:// with dask.tls (templates/dask/_tls.tpl), else tcp:// */}}
 {{- define "simmate.daskAddress" -}}
-{{- printf "tcp://%s.%s.svc:8786" (include "simmate.daskSchedulerName" .) .Release.Namespace }}
+{{- printf "%s://%s.%s.svc:8786" (ternary "tls" "tcp" (eq (include "simmate.daskTls" .) "true")) (include "simmate.daskSchedulerName" .) .Release.Namespace }}
 {{- end }}
 
 {{/* Env of every container talking to Prefect Server v1. */}}

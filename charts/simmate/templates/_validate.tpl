@@ -81,6 +81,15 @@
 {{- if and $ps.enabled $ing.enabled (not (or $nginxBasic $ing.authProvidedElsewhere)) }}
 {{- $problems = append $problems "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere" }}
 {{- end }}
+{{- /* Anyone who reaches :8786 can run code on the workers unless it takes TLS client certs. */}}
+{{- $tls := $v.dask.tls }}
+{{- $service := $v.dask.scheduler.service }}
+{{- if and (ne $service.type "ClusterIP") (not (and $tls.enabled $service.allowExternal)) }}
+{{- $problems = append $problems "dask.scheduler.service NodePort/LoadBalancer needs dask.tls.enabled and allowExternal" }}
+{{- end }}
+{{- if and $tls.existingSecret $tls.certManager.issuerRef.name }}
+{{- $problems = append $problems "dask.tls.existingSecret and dask.tls.certManager.issuerRef are both set: choose one" }}
+{{- end }}
 {{- $problems = uniq $problems }}
 {{- if $problems }}
 {{- fail (printf "\n\nsimmate: invalid values (%d problem(s)):\n  - %s\n" (len $problems) (join "\n  - " $problems)) }}

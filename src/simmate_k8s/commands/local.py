@@ -50,7 +50,9 @@ def _batch_id(value: str | None) -> str | None:
               help="Worker processes of the local Dask cluster.")
 @click.option("--address", envvar="SIMMATE_DASK_ADDRESS", metavar="tcp://HOST:PORT",
               help="Use this Dask scheduler instead of a local cluster "
-                   "[env SIMMATE_DASK_ADDRESS]. Its workers need the preload.")
+                   "[env SIMMATE_DASK_ADDRESS]. Its workers need the preload. A tls:// "
+                   "scheduler needs DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+                   "..._TLS__CLIENT__CERT and ..._TLS__CLIENT__KEY.")
 @batch_options
 @click.option("--chunk-size", type=click.IntRange(1, 100_000), default=None,
               help="Items per Prefect task [default: 1, more when there are over "
@@ -108,6 +110,11 @@ def run(flow_name, inputs, params, workers, address, batch_size, rerun, chunk_si
         from simmate_k8s import hpc as hpc_jobs
 
         hpc_jobs.validate(cluster_system, hpc)  # bad HPC options: one line, nothing submitted
+    security = None
+    if address:  # certificates for a tls:// scheduler: checked before anything runs
+        from simmate_k8s import engine as batch_engine
+
+        security = batch_engine.security(address, settings)
     from simmate_k8s import results
 
     engine, _ = results.open_results_database(settings)
@@ -119,7 +126,7 @@ def run(flow_name, inputs, params, workers, address, batch_size, rerun, chunk_si
         runs = _record_cached(engine, parts, ids, rerun)  # nothing to compute: no Dask at all
     else:
         runs = _compute(engine, parts, ids, done, workers, address, rerun, chunk_size, as_json,
-                        cluster_system, hpc)
+                        cluster_system, hpc, security)
     _report(engine, runs, as_json, time.monotonic() - started)
 
 
@@ -152,7 +159,7 @@ def _record_cached(engine, parts, ids, rerun):
 
 
 def _compute(engine, parts, ids, done, workers, address, rerun, chunk_size, as_json,
-             cluster_system="local", hpc=None):
+             cluster_system="local", hpc=None, security=None):
     import contextlib
     import uuid
 
@@ -166,13 +173,14 @@ def _compute(engine, parts, ids, done, workers, address, rerun, chunk_size, as_j
     with contextlib.ExitStack() as stack:
         cluster = None
         if address:
-            client = stack.enter_context(batch_engine.connect(address))
+            client = stack.enter_context(batch_engine.connect(address, security=security))
         elif cluster_system != "local":
             from simmate_k8s import hpc as hpc_jobs
 
             cluster = stack.enter_context(hpc_jobs.job_cluster(
                 cluster_system, hpc, on_event=lambda line: click.echo(line, err=True)))
-            client = stack.enter_context(batch_engine.connect(cluster.scheduler_address))
+            client = stack.enter_context(batch_engine.connect(
+                cluster.scheduler_address, security=getattr(cluster, "security", None)))
         else:
             cluster = stack.enter_context(batch_engine.local_cluster(workers))
             client = stack.enter_context(batch_engine.connect(cluster.scheduler_address))

@@ -221,7 +221,12 @@ class ReleaseDaskExecutor(DaskExecutor):
 
         settings = Settings.from_env()
         if settings.dask_address:
+            from simmate_k8s.engine import security
+
             self.address = settings.dask_address
+            # the chart's certificates for a tls:// scheduler (Dask's config would find them
+            # too; this makes a missing one a clear error)
+            self.client_kwargs["security"] = security(self.address, settings)
         else:
             self.cluster_kwargs = {"n_workers": 2, "threads_per_worker": 1,
                                    "preload": [PRELOAD]}

@@ -33,6 +33,9 @@ spec:
       args:
         - dask
         - worker
+        {{- /* The address explicitly, and DASK_SCHEDULER_ADDRESS below, so the operator's own
+               tcp:// value (set only when absent) never applies (_tls.tpl). */}}
+        - {{ include "simmate.daskAddress" $root | quote }}
         - --preload
         - simmate_k8s.preload
         - --name
@@ -49,6 +52,10 @@ spec:
         {{- include "simmate.resultsEnv" $root | nindent 8 }}
         - name: SIMMATE_WORKER_GROUP
           value: {{ .group | quote }}
+        - name: DASK_SCHEDULER_ADDRESS
+          value: {{ include "simmate.daskAddress" $root | quote }}
+        {{- /* worker: its listener and its connections; client: get_client() in a task */}}
+        {{- include "simmate.daskTlsEnv" (dict "root" $root "roles" (list "worker" "client")) | nindent 8 }}
         - name: HOME
           value: /tmp
       ports:
@@ -72,8 +79,10 @@ spec:
       {{- include "simmate.containerSecurityContext" . | nindent 6 }}
       volumeMounts:
         {{- include "simmate.tmpMount" . | nindent 8 }}
+        {{- include "simmate.daskTlsMount" $root | nindent 8 }}
   volumes:
     {{- include "simmate.tmpVolume" . | nindent 4 }}
+    {{- include "simmate.daskTlsVolume" (dict "root" $root "role" "client") | nindent 4 }}
 {{- end }}
 
 {{/* Workers the DaskCluster starts with. With the autoscaler: its minimum, so the two never fight
@@ -124,10 +133,13 @@ spec:
   containers:
     - name: scheduler
       {{- include "simmate.projectImage" . | nindent 6 }}
-      args: ["dask", "scheduler", "--port", "8786", "--dashboard-address", ":8787"]
+      {{- /* --protocol tls: the comm port speaks TLS only; the dashboard and HTTP API on 8787
+             stay plain HTTP (the autoscaler's path, see _tls.tpl). */}}
+      args: ["dask", "scheduler", "--port", "8786", "--dashboard-address", ":8787"{{ if include "simmate.daskTls" . }}, "--protocol", "tls"{{ end }}]
       env:
         - name: DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES
           value: {{ printf "[%s]" (join ", " $routes) | quote }}
+        {{- include "simmate.daskTlsEnv" (dict "root" . "roles" (list "scheduler")) | nindent 8 }}
         - name: HOME
           value: /tmp
       ports:
@@ -153,13 +165,17 @@ spec:
       {{- include "simmate.containerSecurityContext" . | nindent 6 }}
       volumeMounts:
         {{- include "simmate.tmpMount" . | nindent 8 }}
+        {{- include "simmate.daskTlsMount" . | nindent 8 }}
   volumes:
     {{- include "simmate.tmpVolume" . | nindent 4 }}
+    {{- include "simmate.daskTlsVolume" (dict "root" . "role" "scheduler") | nindent 4 }}
 service:
   type: {{ $d.scheduler.service.type | quote }}
   selector:
     dask.org/cluster-name: {{ $cluster | quote }}
     dask.org/component: scheduler
+  {{- /* The operator finds these ports by name (tcp-comm, http-dashboard): keep the names, also
+         when tcp-comm speaks TLS. */}}
   ports:
     - name: tcp-comm
       protocol: TCP
@@ -182,5 +198,6 @@ service:
 {{- range (include "simmate.daskGroups" . | fromYamlArray) }}
 {{- $parts = append $parts (printf "%s\n%s" .name (include "simmate.daskWorkerPod" (dict "root" $ "worker" . "group" .name))) }}
 {{- end }}
+{{- $parts = append $parts (include "simmate.daskTlsChecksum" .) }}
 {{- join "\n---\n" $parts | sha256sum | trunc 16 }}
 {{- end }}
