@@ -355,11 +355,16 @@ def operator_rows(api, release: str, namespace: str) -> list[Row]:
         version = Row("Dask operator version", OK, f"{DASK_KUBERNETES_VERSION}")
     available = deployment.status.available_replicas or 0
     if available < 1:
-        ready = Row("Dask operator ready", FAIL, f"0 of {deployment.spec.replicas} replicas "
+        ready = Row("Dask operator ready", FAIL, f"0 of {_replicas(deployment)} replicas "
                     "available", fix)
     else:
         ready = Row("Dask operator ready", OK, f"{available} replica(s) available")
     return [version, ready]
+
+
+def _replicas(deployment) -> int:
+    replicas = deployment.spec.replicas
+    return 1 if replicas is None else replicas  # Kubernetes' default
 
 
 def scheduler_service_row(api, release: str, namespace: str) -> Row:
@@ -415,7 +420,7 @@ def agent_deployment_row(api, release: str, namespace: str) -> Row:
     deployment = found[0]
     ready = deployment.status.ready_replicas or 0
     if ready < 1:
-        return Row("agent Deployment", FAIL, f"0 of {deployment.spec.replicas} replicas ready",
+        return Row("agent Deployment", FAIL, f"0 of {_replicas(deployment)} replicas ready",
                    agent_fix(release, namespace))
     return Row("agent Deployment", OK, f"{ready} replica(s) ready")
 

@@ -160,3 +160,22 @@ def test_bad_options_exit_2_in_one_line(args, cli_env):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_no_password_in_any_row(cli_env, tmp_path):
+    """Both URLs with secrets in userinfo and query, every check failing: none printed."""
+    from tests.unit.test_redaction import QUERY_SECRET, USER_SECRET, secret_env
+
+    env = {**secret_env(cli_env), "KUBECONFIG": str(tmp_path / "missing"),
+           "SIMMATE_DASK_ADDRESS": f"tcp://127.0.0.1:{free_port()}"}
+    for output in ([], ["--json"]):
+        result = run_cli("doctor", "--release", "t2", "-n", "ns2", "--timeout", "1", *output,
+                         env=env)
+        printed = result.stdout + result.stderr
+        assert result.returncode == 1, printed
+        assert USER_SECRET not in printed and QUERY_SECRET not in printed, printed
+        assert "Traceback" not in printed
+    rows = {row["check"]: row for row in json.loads(result.stdout)}
+    assert "simmate:***@127.0.0.1:9/results?password=***" in rows["results database"]["detail"]
+    assert "alice:***@127.0.0.1:9/graphql?token=***" in rows["Prefect API"]["detail"]
+    assert rows["Kubernetes context"]["status"] == FAIL
