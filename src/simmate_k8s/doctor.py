@@ -165,11 +165,13 @@ def prefect_rows(config, agent_fix: str = "", now: datetime | None = None) -> li
                 *_skip(["tenant", *later], "no Prefect API")]
     rows = [Row("Prefect API", OK, f"{where} answers"),
             Row("tenant", OK, f"tenant {session.tenant_slug!r}")]
-    try:
-        rows.append(_flows_row(session, config.project))
-        rows.append(_agent_row(session, agent_fix, now or datetime.now(UTC)))
-    except UserError as error:
-        rows.append(Row("Prefect API", FAIL, str(error), "check the server's logs"))
+    for name, check in (("flows registered", lambda: _flows_row(session, config.project)),
+                        ("agent heartbeat",
+                         lambda: _agent_row(session, agent_fix, now or datetime.now(UTC)))):
+        try:
+            rows.append(check())
+        except UserError as error:  # the server answered the tenant query, then failed
+            rows.append(Row(name, FAIL, str(error), "read the Prefect Server (apollo) logs"))
     return rows
 
 
