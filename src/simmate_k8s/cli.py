@@ -21,6 +21,7 @@ COMMANDS = {
     "status": "simmate_k8s.commands.cluster:status",
     "logs": "simmate_k8s.commands.cluster:logs",
     "workers": "simmate_k8s.commands.workers:workers",
+    "doctor": "simmate_k8s.commands.doctor:doctor",
 }
 
 # One-line help shown by `simmate-k8s --help` without importing any command module.
@@ -36,6 +37,7 @@ SHORT_HELP = {
     "status": "Show the state of flow runs.",
     "logs": "Show the logs of a flow run.",
     "workers": "Dask workers as HPC batch jobs (slurm, pbs, sge, lsf, htcondor).",
+    "doctor": "Check cluster, scheduler, workers, databases and Prefect; say what to fix.",
 }
 
 

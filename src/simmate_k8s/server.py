@@ -87,6 +87,10 @@ def _reason(error: Exception) -> str:
     return error.__class__.__name__
 
 
+class NoTenantError(UserError):
+    """Prefect Server answers but has no tenant (doctor tells this apart from no server)."""
+
+
 def connect(config: ServerConfig) -> Session:
     """Check that Prefect Server answers (one quick request, no retries), then a Prefect Client.
 
@@ -116,7 +120,7 @@ def connect(config: ServerConfig) -> Session:
         raise UserError(f"{where} does not answer like Prefect Server's GraphQL API (HTTP "
                         f"{response.status_code}); api-url should end in /graphql") from None
     if not tenants:
-        raise UserError(f"Prefect Server at {where} has no tenant yet (the chart's tenant job "
+        raise NoTenantError(f"Prefect Server at {where} has no tenant yet (the chart's tenant job "
                         "creates it; or run `prefect server create-tenant --name default`)")
 
     os.environ.setdefault("PREFECT__BACKEND", "server")

@@ -49,6 +49,16 @@ input timestamptz_comparison_exp {
 
 type tenant { id: uuid! name: String! slug: String! }
 
+# Hasura's view of Prefect Server's agent table: PrefectHQ/server
+# services/hasura/migrations/metadata.yaml tracks public.agent, and
+# src/prefect_server/database/models.py (class Agent) lists its columns. register_agent makes a
+# row when an agent starts; the server stamps last_queried whenever the agent asks for work.
+# Prefect 1's own client reads it (prefect/backend/flow_run.py, check_for_compatible_agents).
+type agent {
+  id: uuid! created: timestamptz! tenant_id: uuid! agent_config_id: uuid name: String
+  type: String core_version: String labels: jsonb last_queried: timestamptz
+}
+
 type project { id: uuid! name: String! description: String tenant_id: uuid! created: timestamptz! }
 input project_bool_exp {
   _and: [project_bool_exp!] id: uuid_comparison_exp name: String_comparison_exp
@@ -112,6 +122,7 @@ input flow_run_bool_exp {
 type Query {
   hello: String
   tenant: [tenant!]!
+  agent: [agent!]!
   project(where: project_bool_exp, limit: Int): [project!]!
   flow(where: flow_bool_exp, order_by: [flow_order_by!], limit: Int, offset: Int): [flow!]!
   flow_run(where: flow_run_bool_exp, limit: Int): [flow_run!]!
@@ -267,6 +278,7 @@ class PrefectServerState:
     def __init__(self):
         self.lock = threading.RLock()
         self.tenant = {"id": str(uuid.uuid4()), "name": "default", "slug": "default"}
+        self.agents: list[dict] = []  # rows as an agent's register_agent and polls leave them
         self.projects: dict[str, dict] = {}
         self.flow_groups: dict[str, dict] = {}
         self.flows: dict[str, dict] = {}
@@ -306,7 +318,19 @@ class PrefectServerState:
         return "hello"
 
     def q_tenant(self, info):
-        return [dict(self.tenant)]
+        return [dict(self.tenant)] if self.tenant else []  # None: a server before its tenant job
+
+    def q_agent(self, info):
+        return [dict(agent) for agent in self.agents]
+
+    def add_agent(self, name: str, last_queried: datetime | None) -> dict:
+        """The row a Prefect 1 agent leaves: registered at start, stamped when it polls."""
+        row = {"id": str(uuid.uuid4()), "created": _now(), "tenant_id": self.tenant["id"],
+               "agent_config_id": None, "name": name, "type": "KubernetesAgent",
+               "core_version": "1.4.1", "labels": [],
+               "last_queried": last_queried.isoformat() if last_queried else None}
+        self.agents.append(row)
+        return row
 
     def q_project(self, info, where=None, limit=None):
         rows = [self.project_view(p) for p in self.projects.values()]
