@@ -158,30 +158,28 @@ def forbid(values: tuple[str, ...], reason: str) -> tuple[Any, Any]:
     return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
 
 
-def forbid_prefix(prefixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
-    """Refuse strings starting with any of these, in the model and (`not: {pattern}`) the schema."""
-    pattern = "^(" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+def _forbid_pattern(test, pattern: str, reason: str) -> tuple[Any, Any]:
+    """Refuse strings where test(value) holds; the schema gets `not: {pattern}`."""
 
     def check(value: str) -> str:
-        if value.startswith(prefixes):
+        if test(value):
             raise ValueError(f"`{value}` {reason}")
         return value
 
     check.schema_not = {"pattern": pattern}
     return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+
+
+def forbid_prefix(prefixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
+    """Refuse strings starting with any of these."""
+    pattern = "^(" + "|".join(re.escape(prefix) for prefix in prefixes) + ")"
+    return _forbid_pattern(lambda value: value.startswith(prefixes), pattern, reason)
 
 
 def forbid_suffix(suffixes: tuple[str, ...], reason: str) -> tuple[Any, Any]:
-    """Refuse strings ending with any of these, in the model and (`not: {pattern}`) the schema."""
+    """Refuse strings ending with any of these."""
     pattern = "(" + "|".join(re.escape(suffix) for suffix in suffixes) + ")$"
-
-    def check(value: str) -> str:
-        if value.endswith(suffixes):
-            raise ValueError(f"`{value}` {reason}")
-        return value
-
-    check.schema_not = {"pattern": pattern}
-    return AfterValidator(check), Field(json_schema_extra={"not": check.schema_not})
+    return _forbid_pattern(lambda value: value.endswith(suffixes), pattern, reason)
 
 
 def text(pattern: str, max_length: int, description: str = "") -> Any:
