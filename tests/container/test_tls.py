@@ -8,12 +8,10 @@ The image must hold this checkout's CLI: SIMMATE_TEST_IMAGE, or the fixture's bu
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 
 import pytest
 
-from tests.support.dask_tls import MOUNT, ChartTls
+from tests.support.dask_tls import MOUNT, ChartTls, assert_tls_scheduler_refuses_strangers
 from tests.support.postgres import free_port
 
 from .conftest import wait_for_port
@@ -30,8 +28,6 @@ def volume(directory) -> tuple[str, str]:
 # The stand-in base carries Debian's Python 3.11.2; the host venv may be another 3.11.x.
 @pytest.mark.filterwarnings("ignore:Mismatched versions found")
 def test_tls_cluster_from_the_rendered_chart(containers, pg_url, tmp_path):
-    from distributed import Client
-    from distributed.security import Security
 
     chart = ChartTls()
     port, dashboard, worker_dashboard = free_port(), free_port(), free_port()
@@ -121,15 +117,4 @@ def test_tls_cluster_from_the_rendered_chart(containers, pg_url, tmp_path):
         env={**bare, "SIMMATE_DATABASE_URL": pg_url},
     )
     assert plain.returncode == 2 and "no Dask scheduler answers" in plain.stderr, plain.stderr
-    with pytest.raises((OSError, TimeoutError)):
-        Client(f"tcp://127.0.0.1:{port}", timeout=3)
-    context = ssl.create_default_context(cafile=str(flow_certs / "ca.crt"))
-    context.check_hostname = False
-    with pytest.raises((ssl.SSLError, ConnectionError)):  # noqa: SIM117
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with context.wrap_socket(raw) as tls:  # TLS 1.3: the refusal comes with the read
-                tls.sendall(b"\0" * 8)
-                if not tls.recv(1):
-                    raise ConnectionError("closed")
-    with pytest.raises((OSError, TimeoutError)):
-        Client(address, timeout=3, security=Security.temporary())
+    assert_tls_scheduler_refuses_strangers(address, port, str(flow_certs / "ca.crt"))

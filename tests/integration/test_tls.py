@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import ssl
 import subprocess
 import time
 import urllib.request
@@ -17,7 +15,7 @@ import pytest
 
 from tests.conftest import result_rows, run_cli
 from tests.support.dask import dask_command
-from tests.support.dask_tls import MOUNT, ChartTls
+from tests.support.dask_tls import MOUNT, ChartTls, assert_tls_scheduler_refuses_strangers
 from tests.support.postgres import free_port
 
 TLS_VARIABLES = (
@@ -141,8 +139,6 @@ def test_a_batch_over_tls_with_the_chart_certificates(tls_cluster, tls_pg_url, c
 
 
 def test_clients_without_the_certificates_are_refused(tls_cluster, tmp_path, cli_env):
-    from distributed import Client
-    from distributed.security import Security
 
     chart, address, dashboard, client_env = tls_cluster
     port = int(address.rsplit(":", 1)[1])
@@ -159,18 +155,7 @@ def test_clients_without_the_certificates_are_refused(tls_cluster, tmp_path, cli
     # The scheduler: plain tcp://, TLS without a client certificate, a certificate of another CA.
     result = run_cli("run", "smoke", "--address", f"tcp://127.0.0.1:{port}", env=cli_env)
     assert result.returncode == 2 and "no Dask scheduler answers" in result.stderr
-    with pytest.raises((OSError, TimeoutError)):
-        Client(f"tcp://127.0.0.1:{port}", timeout=3)
-    context = ssl.create_default_context(cafile=ca_file)
-    context.check_hostname = False
-    with pytest.raises((ssl.SSLError, ConnectionError)):  # noqa: SIM117
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with context.wrap_socket(raw) as tls:  # TLS 1.3: the refusal comes with the read
-                tls.sendall(b"\0" * 8)
-                if not tls.recv(1):
-                    raise ConnectionError("closed")
-    with pytest.raises((OSError, TimeoutError)):
-        Client(address, timeout=3, security=Security.temporary())
+    assert_tls_scheduler_refuses_strangers(address, port, ca_file)
 
 
 def test_the_flow_run_executor_connects_with_the_pod_certificates(tls_cluster, monkeypatch):

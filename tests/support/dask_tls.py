@@ -80,3 +80,28 @@ class ChartTls:
 
 def cluster_name(docs: list[dict]) -> str:
     return find(docs, "DaskCluster", "-dask")["metadata"]["name"]
+
+
+def assert_tls_scheduler_refuses_strangers(address: str, port: int, ca_file: str) -> None:
+    """A TLS scheduler on 127.0.0.1:port refuses a plain client, a TLS client without a client
+    certificate (the refusal comes with the first read under TLS 1.3) and a certificate from
+    another CA."""
+    import socket
+    import ssl
+
+    import pytest
+    from distributed import Client
+    from distributed.security import Security
+
+    with pytest.raises((OSError, TimeoutError)):
+        Client(f"tcp://127.0.0.1:{port}", timeout=3)
+    context = ssl.create_default_context(cafile=ca_file)
+    context.check_hostname = False
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # noqa: SIM117
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"\0" * 8)
+                if not tls.recv(1):
+                    raise ConnectionError("closed")
+    with pytest.raises((OSError, TimeoutError)):
+        Client(address, timeout=3, security=Security.temporary())
