@@ -135,6 +135,17 @@ CASES = [
     ("extraEnv-name-newline", env("apollo", {"X\n- name: Y": "x"})),
     ("extraEnv-value-100kB", env("apollo", {"X": BIG})),
     ("extraEnv-list", env("apollo", [{"name": "X", "value": "y"}])),
+    # -- the security/probe cascade: only safe keys, only sane numbers
+    ("securityContext-root", {"securityContext": {"runAsUser": 0}}),
+    ("securityContext-root-group", at("prefectServer.hasura.securityContext", {"runAsGroup": 0})),
+    ("securityContext-root-supplemental", at("dask.worker.securityContext",
+                                             {"supplementalGroups": [0]})),
+    ("securityContext-runAsNonRoot-false", {"securityContext": {"runAsNonRoot": False}}),
+    ("securityContext-privileged", at("agent.securityContext", {"privileged": True})),
+    ("securityContext-policy-typo", {"securityContext": {"fsGroupChangePolicy": "Sometimes"}}),
+    ("probes-period-zero", at("probes.readiness", {"periodSeconds": 0})),
+    ("probes-huge-delay", at("postgresql.probes.liveness", {"initialDelaySeconds": 10**9})),
+    ("probes-exec-injection", at("prefectServer.ui.probes.liveness", {"exec": {"command": "sh"}})),
     # -- wrong types and nulls
     ("int-as-string", at("dask.autoscaler.maximum", "8")),
     ("replicas-as-string", at("prefectServer.hasura.replicas", "3")),
@@ -483,7 +494,7 @@ def test_templates_quote_every_value_even_without_the_schema(tmp_path):
                 "extraEnv": {INJECTED: INJECTED},
                 "adminSecret": {"existingSecret": INJECTED, "key": INJECTED},
             },
-            "apollo": {"service": {"type": INJECTED}},
+            "apollo": {"service": {"type": INJECTED, "allowExternal": True}},
             "ingress": {
                 "enabled": True,
                 "host": INJECTED,

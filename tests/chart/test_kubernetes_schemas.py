@@ -25,7 +25,7 @@ EVERYTHING_ON = {
             "tls": [{"secretName": "tls", "hosts": ["h"]}],
             "basicAuth": {"enabled": True, "existingSecret": "auth"},
         },
-        "apollo": {"service": {"type": "NodePort", "nodePort": 30420}},
+        "apollo": {"service": {"type": "NodePort", "nodePort": 30420, "allowExternal": True}},
         "hasura": {"tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]},
     },
     "dask": {

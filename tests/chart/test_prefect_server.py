@@ -141,7 +141,8 @@ def test_service_types_and_node_ports():
         {
             "prefectServer": {
                 "apollo": {
-                    "service": {"type": "NodePort", "nodePort": 30420, "annotations": {"x": "y"}}
+                    "service": {"type": "NodePort", "nodePort": 30420, "annotations": {"x": "y"},
+                                "allowExternal": True}
                 }
             }
         }

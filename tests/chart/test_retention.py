@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from tests.chart.helpers import CHART, find, kinds, render_chart
+from tests.chart.test_network_policy import COMPONENT, policies
 from tests.support.postgres import find_bin_dir
 
 SQL = (CHART / "files" / "retention.sql").read_text()
@@ -188,7 +189,9 @@ def test_cronjob_runs_the_very_sql_file_with_psql():
     assert cron["spec"]["schedule"] == "0 2 * * 0"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]
-    assert pod["metadata"]["labels"]["simmate-k8s.io/postgresql-client"] == "true"  # NetworkPolicy
+    postgres_peers = policies(docs)["postgresql"]["spec"]["ingress"][0]["from"]
+    assert any(peer["podSelector"]["matchLabels"].get(COMPONENT) == "retention"
+               for peer in postgres_peers), "the NetworkPolicy lets it reach postgres"
     spec = pod["spec"]
     assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
     [container] = spec["containers"]

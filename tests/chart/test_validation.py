@@ -99,6 +99,14 @@ BAD = [
         "dask.scheduler.service NodePort/LoadBalancer needs dask.tls.enabled and allowExternal",
     ),
     (
+        {"prefectServer": {"apollo": {"service": {"type": "NodePort"}}}},
+        "prefectServer.apollo.service NodePort/LoadBalancer needs allowExternal",
+    ),
+    (
+        {"prefectServer": {"ui": {"service": {"type": "LoadBalancer"}}}},
+        "prefectServer.ui.service NodePort/LoadBalancer needs allowExternal",
+    ),
+    (
         {"dask": {"tls": {"existingSecret": "x", "certManager": {"issuerRef": {"name": "ca"}}}}},
         "dask.tls.existingSecret and dask.tls.certManager.issuerRef are both set: choose one",
     ),

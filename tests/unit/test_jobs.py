@@ -264,8 +264,8 @@ def test_labels_are_the_chart_s_plus_the_job_backend_s(no_kube, plain):
         assert {k: v for k, v in labels.items() if k not in backend} == {
             k: v for k, v in chart_labels.items() if k not in backend}
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
-    # what the chart's NetworkPolicy lets reach PostgreSQL
-    assert pod_labels["simmate-k8s.io/postgresql-client"] == "true"
+    # what the chart's NetworkPolicy admits to PostgreSQL and the scheduler
+    assert pod_labels["app.kubernetes.io/component"] == "flow-run"
     assert pod_labels["helm.sh/chart"] == expected["metadata"]["labels"]["helm.sh/chart"]
     assert configmap["metadata"]["labels"].items() >= backend.items()
 

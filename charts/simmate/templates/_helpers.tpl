@@ -48,22 +48,22 @@ helm.sh/chart: {{ include "simmate.chart" .root | quote }}
 {{- end }}
 {{- end }}
 
-{{/* Metadata block of an object: (dict "root" $ "component" "x" "name" "optional-name") */}}
+{{/* Metadata block of an object: (dict "root" $ "component" "x" ["name" "other-name"]
+     ["hook" "post-install,post-upgrade" "weight" 0 ["deletePolicy" "..."]]); with a hook,
+     Helm's hook annotations (deleted before the next run and once it succeeded). */}}
 {{- define "simmate.metadata" -}}
 name: {{ .name | default (include "simmate.componentName" .) | quote }}
 namespace: {{ .root.Release.Namespace | quote }}
 labels:
   {{- include "simmate.labels" . | nindent 2 }}
+{{- if .hook }}
+annotations:
+  helm.sh/hook: {{ .hook | quote }}
+  {{- if hasKey . "weight" }}
+  helm.sh/hook-weight: {{ .weight | toString | quote }}
+  {{- end }}
+  helm.sh/hook-delete-policy: {{ .deletePolicy | default "before-hook-creation,hook-succeeded" | quote }}
 {{- end }}
-
-{{/* Pods that may reach the bundled postgres carry this label (see networkpolicy.yaml). */}}
-{{- define "simmate.postgresqlClientLabel" -}}
-simmate-k8s.io/postgresql-client: "true"
-{{- end }}
-
-{{/* Pods that may reach hasura carry this label. */}}
-{{- define "simmate.hasuraClientLabel" -}}
-simmate-k8s.io/hasura-client: "true"
 {{- end }}
 
 {{/* ---------------------------------------------------------------- images */}}
@@ -85,79 +85,6 @@ imagePullPolicy: {{ .image.pullPolicy | quote }}
 
 {{- define "simmate.prefectImage" -}}
 {{ include "simmate.image" (dict "image" .image "tag" .root.Values.prefectServer.version) }}
-{{- end }}
-
-{{/* ---------------------------------------------------------------- security */}}
-
-{{/* Pod-level settings shared by every pod: (dict "root" $ "uid" 1000 "placement" .Values.x) */}}
-{{- define "simmate.podSpec" -}}
-automountServiceAccountToken: false
-securityContext:
-  runAsNonRoot: true
-  runAsUser: {{ .uid | int }}
-  runAsGroup: {{ .uid | int }}
-  fsGroup: {{ .uid | int }}
-  seccompProfile:
-    type: RuntimeDefault
-{{- with .root.Values.imagePullSecrets }}
-imagePullSecrets:
-  {{- range . }}
-  - name: {{ . | quote }}
-  {{- end }}
-{{- end }}
-{{- with .placement }}
-{{- with .nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .tolerations }}
-tolerations:
-  {{- range . }}
-  - {{- with .key }} key: {{ . | quote }}{{ end }}
-    operator: {{ .operator | quote }}
-    {{- with .value }}
-    value: {{ . | quote }}
-    {{- end }}
-    {{- with .effect }}
-    effect: {{ . | quote }}
-    {{- end }}
-  {{- end }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* Container-level settings shared by every container. */}}
-{{- define "simmate.containerSecurityContext" -}}
-securityContext:
-  allowPrivilegeEscalation: false
-  readOnlyRootFilesystem: true
-  runAsNonRoot: true
-  privileged: false
-  capabilities:
-    drop: ["ALL"]
-{{- end }}
-
-{{/* resources block from a {requests, limits} value */}}
-{{- define "simmate.resources" -}}
-resources:
-  requests:
-    cpu: {{ .requests.cpu | quote }}
-    memory: {{ .requests.memory | quote }}
-  limits:
-    cpu: {{ .limits.cpu | quote }}
-    memory: {{ .limits.memory | quote }}
-{{- end }}
-
-{{/* The writable scratch space every container gets: /tmp (also HOME). */}}
-{{- define "simmate.tmpMount" -}}
-- name: tmp
-  mountPath: /tmp
-{{- end }}
-
-{{- define "simmate.tmpVolume" -}}
-- name: tmp
-  emptyDir:
-    sizeLimit: 1Gi
 {{- end }}
 
 {{/* ---------------------------------------------------------------- addresses and secrets */}}
@@ -296,40 +223,6 @@ resources:
 {{- $factor = get $decimal $suffix1 }}
 {{- end }}
 {{- printf "%d" (int64 (floor (mulf (float64 $number) $factor))) }}
-{{- end }}
-
-{{/* ---------------------------------------------------------------- hook Jobs */}}
-
-{{/* The stdlib-only Kubernetes client the hook Jobs run with `python -c` (files/kube_hook.py). */}}
-{{- define "simmate.kubeHookScript" -}}
-{{- .Files.Get "files/kube_hook.py" }}
-{{- end }}
-
-{{/* A short-lived, projected token for the hook Jobs that call the Kubernetes API (automounting
-     stays off everywhere): (dict "root" $) -> a volume named kube-api-access */}}
-{{- define "simmate.kubeApiVolume" -}}
-- name: kube-api-access
-  projected:
-    sources:
-      - serviceAccountToken:
-          path: token
-          expirationSeconds: 3600
-      - configMap:
-          name: kube-root-ca.crt
-          items:
-            - key: ca.crt
-              path: ca.crt
-      - downwardAPI:
-          items:
-            - path: namespace
-              fieldRef:
-                fieldPath: metadata.namespace
-{{- end }}
-
-{{- define "simmate.kubeApiMount" -}}
-- name: kube-api-access
-  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-  readOnly: true
 {{- end }}
 
 {{/* ---------------------------------------------------------------- network policy */}}

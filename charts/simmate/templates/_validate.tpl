@@ -81,6 +81,13 @@
 {{- if and $ps.enabled $ing.enabled (not (or $nginxBasic $ing.authProvidedElsewhere)) }}
 {{- $problems = append $problems "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere" }}
 {{- end }}
+{{- /* No authentication in Prefect Server v1: exposing it must be a decision. */}}
+{{- if and (ne $ps.apollo.service.type "ClusterIP") (not $ps.apollo.service.allowExternal) }}
+{{- $problems = append $problems "prefectServer.apollo.service NodePort/LoadBalancer needs allowExternal" }}
+{{- end }}
+{{- if and (ne $ps.ui.service.type "ClusterIP") (not $ps.ui.service.allowExternal) }}
+{{- $problems = append $problems "prefectServer.ui.service NodePort/LoadBalancer needs allowExternal" }}
+{{- end }}
 {{- /* Anyone who reaches :8786 can run code on the workers unless it takes TLS client certs. */}}
 {{- $tls := $v.dask.tls }}
 {{- $service := $v.dask.scheduler.service }}

@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_serializer,
+    model_validator,
+)
 
 from simmate_k8s import __version__
 
@@ -313,14 +320,88 @@ class Toleration(Strict):
     )
 
 
+UID = Annotated[int, Field(ge=1, le=2147483647)]
+
+
+class Overrides(Strict):
+    """Settings that cascade (component, then chart-wide, then the chart's own): a null key
+    means "inherit", so it is left out of values.yaml and rendered values."""
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler):
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class PodSecurity(Overrides):
+    """The pod securityContext keys a cluster may need to set (OpenShift UID ranges, the group
+    of shared storage). A key left null inherits: the component's value, then the chart-wide
+    `securityContext`, then the image's own user. runAsNonRoot, seccomp and every container
+    setting (no privilege escalation, read-only root, no capabilities) are not values."""
+
+    runAsUser: UID | None = field(None, description="Non-root UID the containers run as.")
+    runAsGroup: UID | None = field(None, description="GID the containers run as.")
+    fsGroup: UID | None = field(None, description="Group that owns mounted volumes.")
+    fsGroupChangePolicy: Literal["OnRootMismatch", "Always"] | None = field(
+        None, description="When Kubernetes changes volume ownership to fsGroup."
+    )
+    supplementalGroups: list[UID] | None = field(
+        None, description="Extra groups of the containers.", max_length=32
+    )
+
+
 class Placement(Strict):
-    """Where a component's pods may run."""
+    """Where, and as whom, a component's pods run."""
 
     nodeSelector: Labels = field(
         default_factory=dict, description="Node labels the pods must match."
     )
     tolerations: list[Toleration] = field(
         default_factory=list, description="Taints the pods tolerate.", max_length=MAX_ENTRIES
+    )
+    securityContext: PodSecurity = field(
+        default_factory=PodSecurity,
+        description="Pod security settings; null keys: the chart-wide `securityContext`.",
+    )
+
+
+SECONDS = Annotated[int, Field(ge=1, le=3600)]
+
+
+class ProbeTiming(Overrides):
+    initialDelaySeconds: Annotated[int, Field(ge=0, le=3600)] | None = field(
+        None, description="Seconds before the first probe."
+    )
+    periodSeconds: SECONDS | None = field(None, description="Seconds between probes.")
+    timeoutSeconds: SECONDS | None = field(None, description="Seconds a probe may take.")
+    failureThreshold: Annotated[int, Field(ge=1, le=100)] | None = field(
+        None, description="Failed probes in a row that count as a failure."
+    )
+
+
+class Probes(Strict):
+    readiness: ProbeTiming = field(
+        default_factory=ProbeTiming, description="readinessProbe timings (out of the Service)."
+    )
+    liveness: ProbeTiming = field(
+        default_factory=ProbeTiming, description="livenessProbe timings (restart)."
+    )
+
+
+def default_probes() -> Probes:
+    return Probes(
+        readiness=ProbeTiming(periodSeconds=10, timeoutSeconds=5),
+        liveness=ProbeTiming(
+            initialDelaySeconds=30, periodSeconds=20, timeoutSeconds=5, failureThreshold=6
+        ),
+    )
+
+
+class Deployed(Placement):
+    """A long-running component: placement plus its probe timings."""
+
+    probes: Probes = field(
+        default_factory=Probes,
+        description="Probe timings of this component; null keys: the chart-wide `probes`.",
     )
 
 
@@ -336,14 +417,11 @@ class Service(Strict):
     )
 
 
-class Component(Placement):
+class Component(Deployed):
     """A Prefect Server component: image override, resources, placement."""
 
     image: Image = field(description="Image; an empty tag means `prefectServer.version`.")
     replicas: int = field(1, description="Number of pods.", ge=1, le=100)
-    runAsUser: int = field(
-        1000, description="Non-root UID (and GID) the container runs as.", ge=1, le=2147483647
-    )
     resources: Resources = field(description="Requests and limits of the container.")
     extraEnv: ExtraEnv = field(
         default_factory=dict,
@@ -408,8 +486,21 @@ class Graphql(Component):
     )
 
 
+class PrefectService(Service):
+    allowExternal: bool = field(
+        False,
+        description=(
+            "Allow type NodePort/LoadBalancer. Prefect Server v1 has no authentication: anyone "
+            "who reaches it can read and create flow runs. Also admit the outside callers in "
+            "networkPolicy.extraPeers (e.g. an ipBlock); an Ingress with auth is the safer way."
+        ),
+    )
+
+
 class Apollo(Component):
-    service: Service = field(default_factory=Service, description="The apollo (API) Service.")
+    service: PrefectService = field(
+        default_factory=PrefectService, description="The apollo (API) Service."
+    )
 
 
 class Ui(Component):
@@ -423,7 +514,9 @@ class Ui(Component):
             "fits `kubectl port-forward svc/<release>-apollo 4200`. With ingress, the API URL."
         ),
     )
-    service: Service = field(default_factory=Service, description="The UI Service.")
+    service: PrefectService = field(
+        default_factory=PrefectService, description="The UI Service."
+    )
 
 
 class Tenant(Strict):
@@ -517,7 +610,8 @@ class PrefectServer(Strict):
     hasura: Hasura = field(
         default_factory=lambda: {
             "image": {"repository": "hasura/graphql-engine", "tag": "v2.1.1"},
-            "runAsUser": 1001,
+            # the image's user
+            "securityContext": {"runAsUser": 1001, "runAsGroup": 1001, "fsGroup": 1001},
             "resources": resources("100m", "256Mi", "1", "1Gi"),
         },
         description="Hasura GraphQL engine (image pinned separately from `version`).",
@@ -528,7 +622,7 @@ class PrefectServer(Strict):
     ui: Ui = component(
         "prefecthq/ui",
         resources("25m", "32Mi", "250m", "128Mi"),
-        runAsUser=101,  # nginx
+        securityContext={"runAsUser": 101, "runAsGroup": 101, "fsGroup": 101},  # nginx
     )
     tenant: Tenant = field(default_factory=Tenant, description="Default tenant Job.")
     ingress: Ingress = field(default_factory=Ingress, description="Optional Ingress.")
@@ -546,7 +640,7 @@ class Persistence(Strict):
     storageClass: MaybeDnsName = field("", description="StorageClass; empty: the cluster default.")
 
 
-class Postgresql(Placement):
+class Postgresql(Deployed):
     enabled: bool = field(
         True, description="Run the bundled postgres (Prefect's DB and the results DB)."
     )
@@ -612,7 +706,7 @@ Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
 MemoryLimit = text(MEMORY_LIMIT, 32)
 
 
-class DaskWorker(Placement):
+class DaskWorker(Deployed):
     replicas: Replicas | None = field(
         None,
         description=(
@@ -687,7 +781,7 @@ class DaskSchedulerService(Service):
     )
 
 
-class DaskScheduler(Placement):
+class DaskScheduler(Deployed):
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "1", "1Gi"),
         description="Requests and limits of the scheduler.",
@@ -828,7 +922,7 @@ def default_presets() -> dict[str, JobPreset]:
     }
 
 
-class Agent(Placement):
+class Agent(Deployed):
     enabled: bool = field(True, description="Run the Prefect Kubernetes agent.")
     labels: list[Annotated[str, Field(pattern=LABEL_VALUE, min_length=1, max_length=63)]] = field(
         default_factory=lambda: ["simmate"],
@@ -1020,6 +1114,17 @@ class ChartValues(Strict):
         default_factory=ProjectImage,
         description="Project image: dask workers and scheduler, agent, flow-run Jobs, tests.",
     )
+    securityContext: PodSecurity = field(
+        default_factory=PodSecurity,
+        description=(
+            "Pod security settings for every pod; a component's own `securityContext` wins, "
+            "null keys fall back to the image's user."
+        ),
+    )
+    probes: Probes = field(
+        default_factory=default_probes,
+        description="Probe timings of every long-running component; a component's own win.",
+    )
     prefectServer: PrefectServer = field(default_factory=PrefectServer, description="Prefect v1.")
     postgresql: Postgresql = field(default_factory=Postgresql, description="Bundled postgres.")
     externalDatabase: ExternalDatabase = field(
@@ -1142,6 +1247,11 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append(
             "prefectServer.ingress needs auth: basicAuth (className nginx) or authProvidedElsewhere"
         )
+    # No authentication in Prefect Server v1: exposing it must be a decision.
+    if ps.apollo.service.type != "ClusterIP" and not ps.apollo.service.allowExternal:
+        problems.append("prefectServer.apollo.service NodePort/LoadBalancer needs allowExternal")
+    if ps.ui.service.type != "ClusterIP" and not ps.ui.service.allowExternal:
+        problems.append("prefectServer.ui.service NodePort/LoadBalancer needs allowExternal")
     tls, service = v.dask.tls, v.dask.scheduler.service
     if service.type != "ClusterIP" and not (tls.enabled and service.allowExternal):
         # Anyone who reaches :8786 can run code on the workers unless it takes TLS client certs.

@@ -9,6 +9,7 @@
      512 MiB in a pod limited to 1 CPU and 1 GiB (cgroup v1). "auto" derives them from the
      container's limits, else its requests. */}}
 {{- define "simmate.daskWorkerPod" -}}
+{{- $daskHealth := "httpGet:\n  path: /health\n  port: http-dashboard" }}
 {{- $root := .root }}
 {{- $res := .worker.resources }}
 {{- $limits := $res.limits | default dict }}
@@ -24,7 +25,6 @@
 metadata:
   labels:
     {{- include "simmate.labels" (dict "root" $root "component" "dask-worker") | nindent 4 }}
-    {{- include "simmate.postgresqlClientLabel" $root | nindent 4 }}
 spec:
   {{- include "simmate.podSpec" (dict "root" $root "uid" 1000 "placement" .worker) | nindent 2 }}
   containers:
@@ -61,20 +61,7 @@ spec:
       ports:
         - name: http-dashboard
           containerPort: 8788
-      readinessProbe:
-        httpGet:
-          path: /health
-          port: http-dashboard
-        periodSeconds: 10
-        timeoutSeconds: 5
-      livenessProbe:
-        httpGet:
-          path: /health
-          port: http-dashboard
-        initialDelaySeconds: 30
-        periodSeconds: 20
-        timeoutSeconds: 5
-        failureThreshold: 6
+      {{- include "simmate.probes" (dict "root" $root "spec" .worker "check" $daskHealth) | nindent 6 }}
       {{- include "simmate.resources" .worker.resources | nindent 6 }}
       {{- include "simmate.containerSecurityContext" . | nindent 6 }}
       volumeMounts:
@@ -115,6 +102,7 @@ spec:
 
 {{/* The scheduler part of the DaskCluster spec. */}}
 {{- define "simmate.daskScheduler" -}}
+{{- $daskHealth := "httpGet:\n  path: /health\n  port: http-dashboard" }}
 {{- $d := .Values.dask }}
 {{- $cluster := include "simmate.daskClusterName" . }}
 {{- /* Scheduler HTTP routes: distributed's defaults plus the API the operator's autoscaler uses
@@ -147,20 +135,7 @@ spec:
           containerPort: 8786
         - name: http-dashboard
           containerPort: 8787
-      readinessProbe:
-        httpGet:
-          path: /health
-          port: http-dashboard
-        periodSeconds: 10
-        timeoutSeconds: 5
-      livenessProbe:
-        httpGet:
-          path: /health
-          port: http-dashboard
-        initialDelaySeconds: 30
-        periodSeconds: 20
-        timeoutSeconds: 5
-        failureThreshold: 6
+      {{- include "simmate.probes" (dict "root" . "spec" $d.scheduler "check" $daskHealth) | nindent 6 }}
       {{- include "simmate.resources" $d.scheduler.resources | nindent 6 }}
       {{- include "simmate.containerSecurityContext" . | nindent 6 }}
       volumeMounts:

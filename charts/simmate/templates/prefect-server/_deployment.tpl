@@ -2,12 +2,12 @@
 A Prefect Server component: Deployment (+ Service when it has a port). Parameters (dict):
   root       the chart context ($)
   component  hasura | graphql | apollo | towel | ui
-  spec       the component's values (image, replicas, runAsUser, resources, placement, extraEnv)
+  spec       the component's values (image, replicas, resources, placement, probes, extraEnv)
   args       container args (list)
   env        extra env as YAML text
   port       container port, 0 for none
   probe      HTTP path for readiness/liveness (with a port)
-  liveness   a livenessProbe body as YAML text, replacing the HTTP one; optional
+  liveness   a livenessProbe check as YAML text, replacing the HTTP one; optional
   podLabels  extra pod labels as YAML text
   mounts     extra volumeMounts as YAML text; volumes: extra volumes as YAML text
   sidecars   extra containers as YAML text (a list); optional
@@ -55,49 +55,20 @@ spec:
         {{- . | nindent 8 }}
         {{- end }}
     spec:
-      {{- include "simmate.podSpec" (dict "root" .root "uid" .spec.runAsUser "placement" .spec) | nindent 6 }}
+      {{- include "simmate.podSpec" (dict "root" .root "uid" 1000 "placement" .spec) | nindent 6 }}
       containers:
-        - name: {{ .component | quote }}
-          {{- include "simmate.prefectImage" (dict "root" .root "image" .spec.image) | nindent 10 }}
-          args:
-            {{- toYaml .args | nindent 12 }}
-          env:
-            {{- with .env }}
-            {{- . | nindent 12 }}
-            {{- end }}
-            - name: HOME
-              value: /tmp
-            {{- include "simmate.extraEnv" .spec.extraEnv | nindent 12 }}
-          {{- if .port }}
-          ports:
-            - name: http
-              containerPort: {{ .port | int }}
-          readinessProbe:
-            httpGet:
-              path: {{ .probe | quote }}
-              port: http
-            periodSeconds: 10
-            timeoutSeconds: 5
-          livenessProbe:
-            {{- if .liveness }}
-            {{- .liveness | nindent 12 }}
-            {{- else }}
-            httpGet:
-              path: {{ .probe | quote }}
-              port: http
-            {{- end }}
-            initialDelaySeconds: 30
-            periodSeconds: 20
-            timeoutSeconds: 5
-            failureThreshold: 6
-          {{- end }}
-          {{- include "simmate.resources" .spec.resources | nindent 10 }}
-          {{- include "simmate.containerSecurityContext" . | nindent 10 }}
-          volumeMounts:
-            {{- include "simmate.tmpMount" . | nindent 12 }}
-            {{- with .mounts }}
-            {{- . | nindent 12 }}
-            {{- end }}
+        {{- $ports := "" }}
+        {{- $probes := "" }}
+        {{- if .port }}
+        {{- $ports = printf "- name: http\n  containerPort: %d" (.port | int) }}
+        {{- $check := printf "httpGet:\n  path: %s\n  port: http" (.probe | quote) }}
+        {{- $probes = include "simmate.probes" (dict "root" .root "spec" .spec "check" $check "liveness" .liveness) }}
+        {{- end }}
+        {{- $env := printf "%s\n%s" (.env | default "") (include "simmate.extraEnv" .spec.extraEnv) | trim }}
+        {{- include "simmate.container" (dict "root" .root "name" .component
+          "image" (include "simmate.prefectImage" (dict "root" .root "image" .spec.image))
+          "args" .args "env" $env "ports" $ports "probes" $probes "resources" .spec.resources
+          "mounts" .mounts) | nindent 8 }}
         {{- with .sidecars }}
         {{- . | nindent 8 }}
         {{- end }}
