@@ -23,9 +23,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from simmate_k8s.values import model, schema
+from simmate_k8s.values import PROFILES, model, schema
 from simmate_k8s.values.command import values as values_command
-from simmate_k8s.values.render import PROFILES
 from tests.chart.helpers import (
     CHART,
     CLOUD_PROFILES,

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from simmate_k8s.values.render import PROFILES
+from simmate_k8s.values import PROFILES
 from tests.chart.helpers import CHART, find, helm, profile_values, render_chart
 
 
@@ -42,3 +42,12 @@ def test_helm_lint_strict_defaults_and_profiles(tmp_path):
         path = tmp_path / f"{profile}.yaml"
         path.write_text(yaml.safe_dump(profile_values(profile)))
         assert helm(*args, "-f", str(path)).returncode == 0
+
+
+def test_the_profile_list_is_the_profiles_folder():
+    from pathlib import Path
+
+    import simmate_k8s.values
+
+    folder = Path(simmate_k8s.values.__file__).parent / "profiles"
+    assert sorted(PROFILES) == sorted(path.stem for path in folder.glob("*.yaml"))

@@ -7,8 +7,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from simmate_k8s.values import PROFILES
 from simmate_k8s.values.command import values
-from simmate_k8s.values.render import PROFILES, merge, parse_set
+from simmate_k8s.values.render import merge, parse_set
 
 
 def run(*args):

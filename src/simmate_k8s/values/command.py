@@ -2,11 +2,13 @@
 
 import click
 
+from simmate_k8s.values import PROFILES
+
 
 @click.command("values")
 @click.option(
     "--profile",
-    type=click.Choice(["kind", "minikube", "gke", "digitalocean"]),
+    type=click.Choice(PROFILES),
     help="Target platform: storage class, services, resources, node pools.",
 )
 @click.option(

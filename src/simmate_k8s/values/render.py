@@ -17,9 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from simmate_k8s.values import PROFILES
 from simmate_k8s.values.model import ChartValues, Strict, required_keys
-
-PROFILES = ("kind", "minikube", "gke", "digitalocean")
 
 
 class ValuesError(ValueError):
