@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -207,3 +208,18 @@ def machine() -> dict[str, str]:
 
 def print_section(title: str, body: str) -> None:
     print(f"\n## {title}\n\n{body}\n", flush=True)
+
+
+def parse_phase_args(parser, phases: dict) -> object:
+    """Arguments of a benchmark that runs each variant in a child process of itself: the child
+    gets --phase NAME and the input files, runs that variant, and prints its JSON on the last
+    line; then `.phase` is set and the caller returns."""
+    parser.add_argument("--phase", choices=sorted(phases), help=argparse.SUPPRESS)
+    parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        started = time.perf_counter()
+        texts = [Path(path).read_text() for path in args.paths]
+        print(json.dumps(phases[args.phase](texts, args.workers, started)))
+    return args
+

@@ -30,7 +30,6 @@ every variant alike.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -227,13 +226,8 @@ def main() -> dict:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--serial-reps", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase:  # child process: one variant, JSON on the last line
-        started = time.perf_counter()
-        texts = [Path(path).read_text() for path in args.paths]
-        print(json.dumps(PHASES[args.phase](texts, args.workers, started)))
+    args = _common.parse_phase_args(parser, PHASES)
+    if args.phase:  # this was a child process: its JSON is printed
         return {}
     results = run(args.structures, args.reps, args.serial_reps, args.workers)
     _common.print_section(TITLE, markdown(results))

@@ -25,11 +25,9 @@ Repetitions are interleaved.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import _common  # bench/ is on sys.path: scripts run as `python bench/NAME.py`
@@ -152,13 +150,8 @@ def main() -> dict:
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
-    parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase:  # child process: one variant, JSON on the last line
-        started = time.perf_counter()
-        texts = [Path(path).read_text() for path in args.paths]
-        print(json.dumps(PHASES[args.phase](texts, args.workers, started)))
+    args = _common.parse_phase_args(parser, PHASES)
+    if args.phase:  # this was a child process: its JSON is printed
         return {}
     results = run(args.items, args.reps, args.workers)
     _common.print_section(TITLE, markdown(results))

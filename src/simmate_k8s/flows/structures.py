@@ -164,6 +164,16 @@ def _number(token: str) -> float | None:
         return None
 
 
+def _finite(token: str, number: int, what: str) -> float:
+    """The token as a finite number, else a one-line error; `what` names it around `{}`."""
+    value = _number(token)
+    if value is None:
+        raise StructureError(f"line {number}: {what.format(repr(token))} is not a number")
+    if not math.isfinite(value):
+        raise StructureError(f"line {number}: {what.format(token)} is not finite")
+    return value
+
+
 def _parse(text: str, supported_elements) -> _Parsed:
     if not text.strip():
         raise StructureError("empty structure; expected POSCAR text")
@@ -266,17 +276,8 @@ def _lattice(number: int, text: str, axis: str) -> list[float]:
         found = "an empty line" if not tokens else f"{len(tokens)}"
         raise StructureError(f"line {number}: lattice vector {axis} needs 3 numbers, "
                              f"found {found}")
-    vector = []
-    for token in tokens[:3]:
-        value = _number(token)
-        if value is None:
-            raise StructureError(f"line {number}: lattice vector {axis} component {token!r} is "
-                                 f"not a number")
-        if not math.isfinite(value):
-            raise StructureError(f"line {number}: lattice vector {axis} component {token} is "
-                                 f"not finite")
-        vector.append(value)
-    return vector
+    return [_finite(token, number, f"lattice vector {axis} component {{}}")
+            for token in tokens[:3]]
 
 
 def _check_not_degenerate(cell: np.ndarray, where: str) -> None:
@@ -377,13 +378,7 @@ def _bad_coordinates(rows, first, symbols) -> None:
             raise StructureError(f"line {number}: {atom} needs 3 coordinates, found "
                                  f"{len(tokens)}")
         for token in tokens[:3]:
-            value = _number(token)
-            if value is None:
-                raise StructureError(f"line {number}: coordinate {token!r} of {atom} is not a "
-                                     f"number")
-            if not math.isfinite(value):
-                raise StructureError(f"line {number}: coordinate {token} of {atom} is not "
-                                     f"finite")
+            _finite(token, number, f"coordinate {{}} of {atom}")
     raise AssertionError("no bad coordinate found")  # pragma: no cover
 
 
