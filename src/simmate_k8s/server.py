@@ -8,6 +8,7 @@ answer exactly these and fail on anything else). Errors a user can fix become on
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import uuid
@@ -73,9 +74,22 @@ def api_errors(config: ServerConfig) -> Iterator[None]:
         raise UserError(f"Prefect Server at {where} answered HTTP "
                         f"{error.response.status_code}") from None
     except ClientError as error:
-        message = str(error).strip().splitlines()
         raise UserError(f"Prefect Server at {where} refused the request: "
-                        f"{message[-1] if message else error.__class__.__name__}") from None
+                        f"{_refusal(error)}") from None
+
+
+_GRAPHQL_ERRORS = "The following error messages were provided by the GraphQL server:"
+
+
+def _refusal(error: ClientError) -> str:
+    """The server's reason, on one line. For an HTTP 400 Prefect's message is a summary whose
+    last line is the request's variables: the reason is the error lines after its heading."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    if _GRAPHQL_ERRORS in lines:
+        after = itertools.dropwhile(lambda line: not line,
+                                    lines[lines.index(_GRAPHQL_ERRORS) + 1:])
+        return " ".join(itertools.takewhile(bool, after))
+    return lines[-1] if lines else error.__class__.__name__
 
 
 def _reason(error: Exception) -> str:

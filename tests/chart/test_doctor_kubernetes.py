@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,6 +21,7 @@ from simmate_k8s import doctor
 from simmate_k8s.doctor import FAIL, OK, SKIPPED
 from simmate_k8s.values.model import DASK_KUBERNETES_VERSION
 from tests.chart.helpers import CHART, helm, render_chart
+from tests.support.http import JsonHandler, StandIn
 
 RELEASE, NAMESPACE = "t2", "ns2"
 
@@ -33,7 +32,7 @@ def matches(obj: dict, selector: str) -> bool:
     return all(labels.get(key) == value for key, value in pairs)
 
 
-class KubeApi:
+class KubeApi(StandIn):
     """GET-only answers for version, Deployments, ConfigMaps, Services, Endpoints and CRDs."""
 
     def __init__(self, objects: list[dict], crds: list[dict]):
@@ -41,12 +40,7 @@ class KubeApi:
         self.crds = {crd["metadata"]["name"]: crd for crd in crds}
         self.endpoints: dict[str, dict] = {}
         self.unexpected: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(self.handler())
 
     def of_kind(self, kind: str) -> list[dict]:
         return [obj for obj in self.objects if obj["kind"] == kind]
@@ -87,25 +81,12 @@ class KubeApi:
     def handler(self):
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self):
                 parts = urlsplit(self.path)
-                status, body = api.answer(parts.path, parse_qs(parts.query))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
+                self.reply(*api.answer(parts.path, parse_qs(parts.query)))
 
         return Handler
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def installed(values: dict | None = None) -> tuple[list[dict], list[dict]]:

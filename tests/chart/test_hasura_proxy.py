@@ -6,30 +6,28 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.chart.helpers import CHART, find_tool
+from tests.support.http import JsonHandler, StandIn
 
 SECRET = "s3cret-admin"
 
 
-class Hasura:
+class Hasura(StandIn):
     """Refuses what lacks the admin secret, as hasura with no unauthorized role does."""
 
     def __init__(self):
         self.seen: list[tuple[str, str, dict]] = []
         hasura = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hasura.seen.append((self.path, body.decode(), dict(self.headers)))
+                hasura.seen.append((self.path, self.body().decode(), dict(self.headers)))
                 ok = self.headers.get("x-hasura-admin-secret") == SECRET
                 payload = (
                     {"data": {"flow_run": []}}
@@ -40,19 +38,9 @@ class Hasura:
                         ]
                     }
                 )
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(200, payload)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
 
 def free_port() -> int:
@@ -87,7 +75,7 @@ def proxy():
     yield f"http://127.0.0.1:{port}", hasura
     process.terminate()
     process.wait(5)
-    hasura.server.shutdown()
+    hasura.close()
 
 
 def post(url, path, headers=None):

@@ -5,18 +5,17 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.chart.helpers import find, render_chart
+from tests.support.http import JsonHandler, StandIn
 
 CLUSTER = "/apis/kubernetes.dask.org/v1/namespaces/lab/daskclusters/lab-a-simmate-dask"
 APOLLO = "/apis/apps/v1/namespaces/lab/deployments/lab-a-simmate-apollo"
 
 
-class FakeApi:
+class FakeApi(StandIn):
     """Objects by path; DELETE marks one as terminating for `linger` more GETs, then gone."""
 
     def __init__(self, objects, linger=2):
@@ -24,21 +23,13 @@ class FakeApi:
         self.terminating = {}
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(JsonHandler):
             def _send(self, status, body=None):
-                data = json.dumps(body or {"kind": "Status", "code": status}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, body or {"kind": "Status", "code": status})
 
             def _body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length)) if length else None
+                body = self.body()
+                return json.loads(body) if body else None
 
             def do_GET(self):
                 api.calls.append(("GET", self.path, None, self.headers.get("Authorization")))
@@ -71,12 +62,7 @@ class FakeApi:
                 )
                 self._send(200, obj)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ SQL = (CHART / "files" / "retention.sql").read_text()
 #     (the tables, indexes and ON DELETE CASCADE foreign keys; `log` has no primary key),
 #   services/postgres/alembic/versions/2020-08-08T205817_remove_state_id_foreign_keys.py
 #     (flow_run.state_id / task_run.state_id dropped),
-#   services/postgres/alembic/versions/2020-08-17T220757_remove_updated_and_created_columns_on_.py
-#     (log.created / log.updated dropped).
+#   (log.created / log.updated stay: the migration dropping them, 2020-08-17T220757_remove_
+#     updated_and_created_columns_on_.py, is a dead branch no later migration revises; see
+#     tests/contract/prefect_server_api.py. The SQL does not use them.)
 PREFECT_TABLES = """
 CREATE TABLE flow_run (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

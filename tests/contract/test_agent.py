@@ -8,20 +8,19 @@ rendered by helm. A refused run config must end Failed with a one-line reason an
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
 from simmate_k8s.agent import Policy, build_agent
 from tests.chart.helpers import render_chart
+from tests.support.http import JsonHandler, StandIn
 
 RELEASE_IMAGE = "simmate-k8s:0.1.0"  # the chart's default project image (values.yaml)
 LABELS = ["simmate"]
 
 
-class KubernetesBatchApi:
+class KubernetesBatchApi(StandIn):
     """Answers what the agent sends: POST a Job (recorded, 201) and list Jobs (none: the
     agent's clean-up finds nothing to do). Anything else is recorded as unexpected."""
 
@@ -30,17 +29,9 @@ class KubernetesBatchApi:
         self.unexpected: list[str] = []
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = json.loads(self.body())
                 if self.path == "/apis/batch/v1/namespaces/sim/jobs":
                     endpoint.jobs.append(body)
                     return self.reply(201, body)
@@ -56,15 +47,7 @@ class KubernetesBatchApi:
                 endpoint.unexpected.append(f"GET {self.path}")
                 self.reply(404, {"kind": "Status", "code": 404})
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
 
 @pytest.fixture
@@ -85,7 +68,7 @@ def kube_api(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in-cluster
     yield api
-    api.server.shutdown()
+    api.close()
     assert not api.unexpected, api.unexpected
 
 

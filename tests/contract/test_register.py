@@ -33,7 +33,7 @@ def test_register_creates_project_and_every_flow(prefect_api, api_env):
         assert type(run_config).__name__ == "KubernetesRun"
         assert run_config.image is None  # the agent's job template (the chart) names it
         assert run_config.labels == {"team-a"}
-        assert flow["tasks"], "tasks registered"
+        assert flow["_tasks"], "tasks registered"
     assert "3 of 3 flows registered" in result.stderr
 
 
@@ -53,7 +53,7 @@ def test_registered_parameters_are_the_flows_own(prefect_api, api_env):
         serialized = flow["serialized_flow"]["parameters"]
         assert not [p["name"] for p in serialized if p.get("required")], "all have defaults"
     task_names = {task["name"] for task in prefect_api.state.flows[
-        flows["relaxation_emt"]["id"]]["tasks"]}
+        flows["relaxation_emt"]["id"]]["_tasks"]}
     assert {"plan", "compute", "summary"} <= task_names
 
 
