@@ -146,7 +146,7 @@ def prefect_rows(config, agent_fix: str = "", now: datetime | None = None) -> li
     """Prefect Server answers, has a tenant, knows every flow (in ``config.project``) and an
     agent asked it for work within the last minute."""
     from simmate_k8s import server
-    from simmate_k8s.errors import UserError
+    from simmate_k8s.errors import SimmateError
     from simmate_k8s.redaction import redact_url
 
     where = redact_url(config.api_url)
@@ -158,7 +158,7 @@ def prefect_rows(config, agent_fix: str = "", now: datetime | None = None) -> li
                 Row("tenant", FAIL, str(error), "helm upgrade the release (its tenant hook "
                     "creates it), or: prefect server create-tenant --name default"),
                 *_skip(later, "no tenant")]
-    except UserError as error:
+    except SimmateError as error:
         return [Row("Prefect API", FAIL, str(error),
                     "simmate-k8s config set api-url http://HOST:PORT/graphql   (or "
                     "kubectl port-forward the release's apollo Service)"),
@@ -170,7 +170,7 @@ def prefect_rows(config, agent_fix: str = "", now: datetime | None = None) -> li
                          lambda: _agent_row(session, agent_fix, now or datetime.now(UTC)))):
         try:
             rows.append(check())
-        except UserError as error:  # the server answered the tenant query, then failed
+        except SimmateError as error:  # the server answered the tenant query, then failed
             rows.append(Row(name, FAIL, str(error), "read the Prefect Server (apollo) logs"))
     return rows
 
@@ -462,7 +462,7 @@ def run(*, release: str | None, namespace: str | None, context: str | None,
     if release:
         try:
             api, context_name = kube_api(context)
-        except UserError as error:
+        except SimmateError as error:
             rows += [Row("Kubernetes context", FAIL, str(error),
                          "kubectl config use-context NAME   (or set KUBECONFIG)"),
                      *_skip(KUBERNETES_CHECKS, "no Kubernetes context")]

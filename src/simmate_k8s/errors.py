@@ -1,9 +1,9 @@
 """Errors a user can fix.
 
-Domain code (database, results, flows, preload, engine) raises :class:`SimmateError` subclasses:
-plain exceptions that pickle across Dask workers and carry one line that says what is wrong and
-how to fix it. Only the command layer turns them into :class:`UserError` (printed as
-``Error: <message>``, exit code 2): see ``simmate_k8s.cli``.
+Domain code (database, results, flows, preload, engine, server, jobs) raises
+:class:`SimmateError` subclasses: plain exceptions that pickle across Dask workers and carry one
+line that says what is wrong and how to fix it. Only the command layer turns them into
+:class:`UserError` (printed as ``Error: <message>``, exit code 2): see ``simmate_k8s.cli``.
 """
 
 import click
@@ -31,6 +31,19 @@ class DatabaseAuthError(DatabaseError):
 
 class SchemaError(DatabaseError):
     """The results database's schema is not the one this release writes."""
+
+
+class BackendError(SimmateError):
+    """Prefect Server or Kubernetes cannot do what was asked: unreachable, refused, or it does
+    not have the run, flow or release."""
+
+
+class ServerError(BackendError):
+    """Prefect Server is not there, refuses the request or lacks what the command needs."""
+
+
+class KubernetesError(BackendError):
+    """No usable kube context, or the Kubernetes API refused or lacks what was asked."""
 
 
 class UserError(click.ClickException):

@@ -9,13 +9,17 @@ release's, and no Kubernetes name is derived here.
 
 The input files travel in a ConfigMap (mounted read-only at /inputs) that the Job owns, so
 deleting the Job (or its TTL) removes it too. The builders are pure functions returning plain
-dicts; only :func:`read_release`, :func:`create` and :func:`watch` talk to the cluster
-(kubernetes client imported inside them).
+dicts; only :func:`read_release`, :func:`create`, :func:`read_job`, :func:`pod_logs` and
+:func:`follow` talk to the cluster (kubernetes client imported inside them), and what they read
+comes back as the API's own JSON (what ``kubectl get -o json`` prints), so :func:`job_state`
+and the tests work on that shape. User mistakes are :class:`~simmate_k8s.errors.InputError` s,
+cluster problems :class:`~simmate_k8s.errors.KubernetesError` s.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 import secrets
 import string
@@ -24,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simmate_k8s.errors import UserError
+from simmate_k8s.errors import InputError, KubernetesError
 
 INPUT_DIR = "/inputs"
 FLOW_CONTAINER = "flow"  # the chart's name for the container of a flow-run Job
@@ -34,6 +38,31 @@ SCHEDULER_KEY = "scheduler-address"
 MAX_INPUT_BYTES = 900 * 1024
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 KEY_CHARS = re.compile(r"[^-._a-zA-Z0-9]")
+
+
+def check_name(option: str, value: str | None, limit: int = 63) -> str | None:
+    """A --release / --namespace value: a DNS label (Helm keeps release names to 53)."""
+    if value is not None and (len(value) > limit or not DNS_LABEL.fullmatch(value)):
+        raise InputError(f"{option} {value!r}: lowercase letters, digits and '-' "
+                         "(a Kubernetes name)")
+    return value
+
+
+def check_job_names(names) -> list[str]:
+    """Job names as ``submit --backend job`` prints them, checked before any request."""
+    for name in names:
+        if len(name) > 63 or not DNS_LABEL.fullmatch(name):
+            raise InputError(f"{name!r} is not a Job name (lowercase letters, digits and '-', "
+                             "as printed by `simmate-k8s submit --backend job`)")
+    return list(names)
+
+
+def check_pinned(image: str | None) -> str | None:
+    """An image given by the user must name a tag or digest, and not latest."""
+    if image and (image.endswith(":latest")
+                  or ":" not in image.rsplit("/", 1)[-1] and "@" not in image):
+        raise InputError(f"--image {image!r}: pin a tag (e.g. simmate-k8s:0.1.0), not latest")
+    return image
 
 
 @dataclass(frozen=True)
@@ -59,18 +88,18 @@ class Release:
             except yaml.YAMLError:
                 template = None
             if not isinstance(template, dict) or "spec" not in template:
-                raise UserError(f"the job template {key} of release {release!r} is not a valid "
-                                "Job; upgrade or repair the release")
+                raise KubernetesError(f"the job template {key} of release {release!r} is not a "
+                                      "valid Job; upgrade or repair the release")
             templates[key[:-len(".yaml")]] = template
         if SCHEDULER_KEY not in data or not templates:
-            raise UserError(f"the job templates of release {release!r} have no "
-                            f"{SCHEDULER_KEY} or no presets; upgrade the release's chart")
+            raise KubernetesError(f"the job templates of release {release!r} have no "
+                                  f"{SCHEDULER_KEY} or no presets; upgrade the release's chart")
         return cls(release, namespace, data[SCHEDULER_KEY], templates)
 
     def template(self, preset: str) -> dict:
         if preset not in self.templates:
-            raise UserError(f"--preset {preset!r}: release {self.name!r} defines "
-                            f"{', '.join(sorted(self.templates))}")
+            raise InputError(f"--preset {preset!r}: release {self.name!r} defines "
+                             f"{', '.join(sorted(self.templates))}")
         return copy.deepcopy(self.templates[preset])
 
 
@@ -86,8 +115,8 @@ def release_from_file(path: str, release: str, namespace: str) -> Release:
     try:
         documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise UserError(f"--job-templates {path}: not readable YAML "
-                        f"({error.__class__.__name__})") from None
+        raise InputError(f"--job-templates {path}: not readable YAML "
+                         f"({error.__class__.__name__})") from None
     objects = [item for doc in documents if isinstance(doc, dict)
                for item in (doc.get("items", []) if doc.get("kind") == "List" else [doc])
                if isinstance(item, dict)]
@@ -97,7 +126,7 @@ def release_from_file(path: str, release: str, namespace: str) -> Release:
                 "app.kubernetes.io/component") == TEMPLATES_COMPONENT and labels_.get(
                 "app.kubernetes.io/instance") == release:
             return Release.from_configmap(obj, release, namespace)
-    raise UserError(f"--job-templates {path}: no job-templates ConfigMap of release {release!r}")
+    raise InputError(f"--job-templates {path}: no job-templates ConfigMap of release {release!r}")
 
 
 @dataclass
@@ -128,8 +157,8 @@ class JobSpec:
 def job_name(release: str, flow_name: str, run_name: str | None = None) -> str:
     if run_name is not None:
         if len(run_name) > 52 or not DNS_LABEL.fullmatch(run_name):
-            raise UserError(f"--run-name {run_name!r}: with --backend job it names the Job: "
-                            "lowercase letters, digits and '-', at most 52 characters")
+            raise InputError(f"--run-name {run_name!r}: with --backend job it names the Job: "
+                             "lowercase letters, digits and '-', at most 52 characters")
         return run_name
     suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
     base = f"{release}-{flow_name}".lower().replace("_", "-")[:45].rstrip("-")
@@ -151,9 +180,9 @@ def input_files(inputs: list[tuple[str, str]]) -> dict[str, str]:
     files[NAMES_KEY] = json.dumps([name for name, _ in inputs])
     size = sum(len(text.encode()) for text in files.values())
     if size > MAX_INPUT_BYTES:
-        raise UserError(f"the inputs are {size / 1024:.0f} KiB; a Job carries at most "
-                        f"{MAX_INPUT_BYTES // 1024} KiB (one ConfigMap): add --batch-size "
-                        "to make several Jobs, or use --backend prefect")
+        raise InputError(f"the inputs are {size / 1024:.0f} KiB; a Job carries at most "
+                         f"{MAX_INPUT_BYTES // 1024} KiB (one ConfigMap): add --batch-size "
+                         "to make several Jobs, or use --backend prefect")
     return files
 
 
@@ -233,29 +262,34 @@ def to_yaml(objects: list[dict]) -> str:
 # --- the cluster -------------------------------------------------------------------------------
 
 
+def kubeconfig() -> str:
+    """KUBECONFIG as it is now, with the client's own default (the client reads the variable
+    once, when it is imported)."""
+    return os.environ.get("KUBECONFIG", "~/.kube/config")
+
+
 def kube_context(context: str | None = None) -> tuple[str | None, str]:
-    """(context name, its namespace) without connecting; UserError when there is none."""
+    """(context name, its namespace) without connecting; KubernetesError when there is none."""
     from kubernetes import config
 
     try:
-        contexts, active = config.list_kube_config_contexts()
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig())
     except (config.ConfigException, OSError) as error:
-        import os
-
         if os.environ.get("KUBERNETES_SERVICE_HOST"):  # running in a pod
             namespace_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
             ns = namespace_file.read_text().strip() if namespace_file.exists() else "default"
             return None, ns
-        raise UserError(f"no Kubernetes context ({_first_line(error)}); set KUBECONFIG or run "
-                        "`kubectl config use-context NAME`") from None
+        raise KubernetesError(f"no Kubernetes context ({_first_line(error)}); set KUBECONFIG or "
+                              "run `kubectl config use-context NAME`") from None
     if context is not None:
         matching = [c for c in contexts if c["name"] == context]
         if not matching:
-            raise UserError(f"--context {context!r}: no such context in your kubeconfig "
-                            f"(has: {', '.join(c['name'] for c in contexts)})")
+            raise KubernetesError(f"--context {context!r}: no such context in your kubeconfig "
+                                  f"(has: {', '.join(c['name'] for c in contexts)})")
         active = matching[0]
     if not active:
-        raise UserError("no current Kubernetes context; run `kubectl config use-context NAME`")
+        raise KubernetesError("no current Kubernetes context; run "
+                              "`kubectl config use-context NAME`")
     return active["name"], active.get("context", {}).get("namespace") or "default"
 
 
@@ -266,8 +300,9 @@ def read_release(release: str, namespace: str, context: str | None = None) -> Re
         found = core.list_namespaced_config_map(
             namespace, label_selector=templates_selector(release)).items
     if not found:
-        raise UserError(f"no release {release!r} with job templates in namespace {namespace} "
-                        "(check --release and --namespace; the chart needs agent.enabled)")
+        raise KubernetesError(f"no release {release!r} with job templates in namespace "
+                              f"{namespace} (check --release and --namespace; the chart needs "
+                              "agent.enabled)")
     return Release.from_configmap(found[0].to_dict(), release, namespace)
 
 
@@ -275,7 +310,7 @@ def default_namespace(context: str | None = None) -> str:
     """The current context's namespace, or "default" without a kubeconfig (for --dry-run)."""
     try:
         return kube_context(context)[1]
-    except UserError:
+    except KubernetesError:
         return "default"
 
 
@@ -292,19 +327,19 @@ def _api(context: str | None):
         if name is None:
             config.load_incluster_config()
         else:
-            config.load_kube_config(context=name)
+            config.load_kube_config(config_file=kubeconfig(), context=name)
     except (config.ConfigException, OSError) as error:
-        raise UserError(
+        raise KubernetesError(
             f"Kubernetes context {name!r} is not usable: {_first_line(error)}") from None
     api = client.ApiClient()
     return client.BatchV1Api(api), client.CoreV1Api(api)
 
 
 class _KubeErrors:
-    """API failures as one line each."""
+    """API failures as one line each; ``missing`` is the line for a 404."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, missing: str | None = None):
+        self.what, self.missing = what, missing
 
     def __enter__(self):
         return self
@@ -316,6 +351,8 @@ class _KubeErrors:
         from urllib3.exceptions import HTTPError
 
         if isinstance(error, ApiException):
+            if error.status == 404 and self.missing:
+                raise KubernetesError(self.missing) from None
             reason = error.reason
             try:
                 import json
@@ -323,10 +360,10 @@ class _KubeErrors:
                 reason = json.loads(error.body).get("message", reason)
             except (TypeError, ValueError):
                 pass
-            raise UserError(f"{self.what}: Kubernetes said {error.status} {reason}") from None
+            raise KubernetesError(f"{self.what}: Kubernetes said {error.status} {reason}") from None
         if isinstance(error, HTTPError | OSError):
-            raise UserError(f"{self.what}: cannot reach the Kubernetes API "
-                            f"({_first_line(error)})") from None
+            raise KubernetesError(f"{self.what}: cannot reach the Kubernetes API "
+                                  f"({_first_line(error)})") from None
         return False
 
 
@@ -351,34 +388,143 @@ def create(spec: JobSpec, context: str | None = None) -> dict:
     return created
 
 
-def watch(spec: JobSpec, context: str | None = None, echo: Callable[[str], None] = print,
-          poll: float = 2.0) -> bool:
-    """Follow the Job: stream its pod's log, wait for the end; True when it succeeded."""
+# --- following a Job -----------------------------------------------------------------------------
+
+
+def _plain(obj) -> dict:
+    """A client object as the API's JSON: camelCase keys, RFC 3339 times (``kubectl -o json``)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(obj)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where a Job is, from its status: its conditions first, then its pod counts."""
+
+    state: str  # Pending, Running, Suspended, Failing, Completing, Complete, Failed
+    message: str = ""
+    started: str | None = None
+    ended: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+FINISHED = {"Complete", "Failed"}  # the Job controller's terminal conditions
+SUCCEEDED = {"Complete"}
+# conditions that are not terminal yet (Kubernetes 1.31+ sets them while pods terminate)
+_PASSING = {"Suspended": "Suspended", "FailureTarget": "Failing",
+            "SuccessCriteriaMet": "Completing"}
+
+
+def job_state(job: dict) -> JobState:
+    """The state of a Job in the API's JSON shape (``kubectl get job -o json``)."""
+    status = job.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []
+                  if c.get("status") == "True"}
+    started = status.get("startTime")
+    for kind in ("Failed", "Complete"):
+        if kind in conditions:
+            condition = conditions[kind]
+            message = ": ".join(part for part in (condition.get("reason"),
+                                                  condition.get("message")) if part)
+            ended = status.get("completionTime") or condition.get("lastTransitionTime")
+            return JobState(kind, message, started, ended)
+    failed = status.get("failed") or 0
+    message = f"{failed} pod(s) failed" if failed else ""
+    for kind, state in _PASSING.items():
+        if kind in conditions:
+            condition = conditions[kind]
+            return JobState(state, condition.get("message") or condition.get("reason")
+                            or message, started)
+    active, ready = status.get("active") or 0, status.get("ready")
+    # active counts pending and running pods; ready (Kubernetes 1.24+) the running ones
+    running = active and (ready is None or ready > 0)
+    return JobState("Running" if running else "Pending", message, started)
+
+
+def read_jobs(names: list[str], namespace: str, context: str | None = None) -> list[dict]:
+    """The Jobs, in the given order, as the API's JSON."""
+    batch, _ = _api(context)
+    return [_read_job(batch, name, namespace) for name in names]
+
+
+def _read_job(batch, name: str, namespace: str) -> dict:
+    with _KubeErrors(f"reading job/{name} in {namespace}",
+                     missing=f"no job/{name} in namespace {namespace} (check the name and "
+                             "--namespace; a finished Job is deleted after the release's TTL)"):
+        return _plain(batch.read_namespaced_job(name, namespace))
+
+
+def _pods(core, job: dict) -> list[dict]:
+    """The Job's pods, oldest first, by the Job's own selector (its controller-uid): a later
+    Job of the same name does not mix in."""
+    selector = ",".join(f"{key}={value}" for key, value in sorted(
+        ((job.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items()))
+    name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+    if not selector:
+        selector = f"job-name={name}"
+    with _KubeErrors(f"listing the pods of job/{name}"):
+        pods = _plain(core.list_namespaced_pod(namespace, label_selector=selector))
+    return sorted(pods.get("items") or [],
+                  key=lambda pod: pod["metadata"].get("creationTimestamp") or "")
+
+
+def _log_options(pod: dict) -> dict:
+    """The flow container's log (a pod with several containers needs the name)."""
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    return {"container": FLOW_CONTAINER} if FLOW_CONTAINER in names else {}
+
+
+HAS_LOG = ("Running", "Succeeded", "Failed")  # pod phases whose container has started
+
+
+def pod_logs(name: str, namespace: str,
+             context: str | None = None) -> tuple[dict, list[tuple[str, str]]]:
+    """The Job, and (pod name, its log so far) for each of its pods that has started, oldest
+    first."""
+    batch, core = _api(context)
+    job = _read_job(batch, name, namespace)
+    logs = []
+    for pod in _pods(core, job):
+        pod_name = pod["metadata"]["name"]
+        if (pod.get("status") or {}).get("phase") not in HAS_LOG:
+            continue
+        with _KubeErrors(f"reading the log of pod/{pod_name}"):
+            logs.append((pod_name, core.read_namespaced_pod_log(pod_name, namespace,
+                                                                **_log_options(pod))))
+    return job, logs
+
+
+def follow(name: str, namespace: str, context: str | None = None,
+           echo: Callable[[str], None] = print, poll: float = 2.0) -> JobState:
+    """Stream the log of each of the Job's pods once, until the Job is Complete or Failed (or a
+    pod can never start: then its waiting reason is the state returned)."""
     batch, core = _api(context)
     streamed: set[str] = set()
     while True:
-        with _KubeErrors(f"reading job/{spec.name}"):
-            status = batch.read_namespaced_job_status(spec.name, spec.namespace).status
-            pods = core.list_namespaced_pod(spec.namespace,
-                                            label_selector=f"job-name={spec.name}").items
-        for pod in pods:
-            name = pod.metadata.name
-            stuck = _stuck_reason(pod)
+        job, before = _read_job(batch, name, namespace), len(streamed)
+        for pod in _pods(core, job):
+            pod_name = pod["metadata"]["name"]
+            stuck = stuck_reason(pod)
             if stuck:
-                echo(f"pod/{name} cannot start: {stuck}")
-                return False
-            if name in streamed or pod.status.phase not in ("Running", "Succeeded", "Failed"):
+                echo(f"pod/{pod_name} cannot start: {stuck[1]}")
+                return JobState(stuck[0], stuck[1], job_state(job).started)
+            if pod_name in streamed or (pod.get("status") or {}).get("phase") not in HAS_LOG:
                 continue
-            streamed.add(name)
-            with _KubeErrors(f"reading the log of pod/{name}"):
-                stream = core.read_namespaced_pod_log(name, spec.namespace, follow=True,
-                                                      _preload_content=False)
+            streamed.add(pod_name)
+            with _KubeErrors(f"reading the log of pod/{pod_name}"):
+                stream = core.read_namespaced_pod_log(pod_name, namespace, follow=True,
+                                                      _preload_content=False,
+                                                      **_log_options(pod))
                 for line in stream:
                     echo(line.decode(errors="replace").rstrip("\n"))
-        if status.succeeded:
-            return True
-        if status.failed:
-            return False
+        # a log streams until its container ends: the status read before it is old by then
+        state = job_state(_read_job(batch, name, namespace) if len(streamed) > before else job)
+        if state.finished:
+            return state
         time.sleep(poll)
 
 
@@ -386,16 +532,11 @@ STUCK = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContaine
          "CreateContainerError"}
 
 
-def _stuck_reason(pod) -> str | None:
-    """Why a pending pod will never start (a wrong image tag, a missing ConfigMap), or None."""
-    for status in pod.status.container_statuses or []:
-        waiting = status.state.waiting if status.state else None
-        if waiting and waiting.reason in STUCK:
-            return f"{waiting.reason}: {waiting.message or ''}".strip()
+def stuck_reason(pod: dict) -> tuple[str, str] | None:
+    """(reason, line) when a pending pod will never start (a wrong image tag, a missing
+    ConfigMap), else None."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK:
+            return waiting["reason"], f"{waiting['reason']}: {waiting.get('message') or ''}".strip()
     return None
-
-
-def created_message(spec: JobSpec) -> str:
-    return (f"job/{spec.name} created in namespace {spec.namespace} "
-            f"(inputs in configmap/{spec.configmap_name})\n"
-            f"  follow: kubectl -n {spec.namespace} logs -f job/{spec.name}")

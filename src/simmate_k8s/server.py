@@ -1,8 +1,8 @@
 """Prefect Server v1, through Prefect 1's own ``Client``: register, submit, status, watch, logs.
 
 Every GraphQL operation this module sends is listed in ``tests/contract`` (the contract tests
-answer exactly these and fail on anything else). Errors a user can fix become one-line
-:class:`~simmate_k8s.errors.UserError` s.
+answer exactly these and fail on anything else). Errors a user can fix are one-line
+:class:`~simmate_k8s.errors.ServerError` s (``InputError`` for a malformed run id).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import requests
 from prefect.exceptions import ClientError
 from prefect.utilities.graphql import EnumValue, parse_graphql, with_args
 
-from simmate_k8s.errors import UserError
+from simmate_k8s.backends import numbered
+from simmate_k8s.errors import InputError, ServerError
 from simmate_k8s.server_config import ServerConfig, redact_url
 
 LIBRARY_MODULE = "simmate_k8s.flows.library"
@@ -66,16 +67,16 @@ def api_errors(config: ServerConfig) -> Iterator[None]:
     try:
         yield
     except requests.ConnectionError as error:
-        raise UserError(f"lost the connection to Prefect Server at {where} "
-                        f"({_reason(error)})") from None
+        raise ServerError(f"lost the connection to Prefect Server at {where} "
+                          f"({_reason(error)})") from None
     except requests.Timeout:
-        raise UserError(f"Prefect Server at {where} did not answer in time") from None
+        raise ServerError(f"Prefect Server at {where} did not answer in time") from None
     except requests.HTTPError as error:
-        raise UserError(f"Prefect Server at {where} answered HTTP "
-                        f"{error.response.status_code}") from None
+        raise ServerError(f"Prefect Server at {where} answered HTTP "
+                          f"{error.response.status_code}") from None
     except ClientError as error:
-        raise UserError(f"Prefect Server at {where} refused the request: "
-                        f"{_refusal(error)}") from None
+        raise ServerError(f"Prefect Server at {where} refused the request: "
+                          f"{_refusal(error)}") from None
 
 
 _GRAPHQL_ERRORS = "The following error messages were provided by the GraphQL server:"
@@ -101,7 +102,7 @@ def _reason(error: Exception) -> str:
     return error.__class__.__name__
 
 
-class NoTenantError(UserError):
+class NoTenantError(ServerError):
     """Prefect Server answers but has no tenant (doctor tells this apart from no server)."""
 
 
@@ -119,23 +120,23 @@ def connect(config: ServerConfig) -> Session:
         response = requests.post(config.api_url, json={"query": tenants_query},
                                  headers=config.headers, timeout=_timeout())
     except requests.Timeout:
-        raise UserError(f"no answer from Prefect Server at {where} within {_timeout():g} s; "
-                        f"{hint}") from None
+        raise ServerError(f"no answer from Prefect Server at {where} within {_timeout():g} s; "
+                          f"{hint}") from None
     except requests.RequestException as error:
-        raise UserError(f"no Prefect Server answers at {where} ({_reason(error)}); "
-                        f"{hint}") from None
+        raise ServerError(f"no Prefect Server answers at {where} ({_reason(error)}); "
+                          f"{hint}") from None
     if response.status_code in (401, 403):
-        raise UserError(f"Prefect Server at {where} refused the credentials (HTTP "
-                        f"{response.status_code}); set them with `simmate-k8s config set "
-                        "api-url URL --basic-auth USER` or --header NAME=VALUE")
+        raise ServerError(f"Prefect Server at {where} refused the credentials (HTTP "
+                          f"{response.status_code}); set them with `simmate-k8s config set "
+                          "api-url URL --basic-auth USER` or --header NAME=VALUE")
     try:
         tenants = response.json()["data"]["tenant"]
     except (ValueError, KeyError, TypeError):
-        raise UserError(f"{where} does not answer like Prefect Server's GraphQL API (HTTP "
-                        f"{response.status_code}); api-url should end in /graphql") from None
+        raise ServerError(f"{where} does not answer like Prefect Server's GraphQL API (HTTP "
+                          f"{response.status_code}); api-url should end in /graphql") from None
     if not tenants:
         raise NoTenantError(f"Prefect Server at {where} has no tenant yet (the chart's tenant job "
-                        "creates it; or run `prefect server create-tenant --name default`)")
+                            "creates it; or run `prefect server create-tenant --name default`)")
 
     os.environ.setdefault("PREFECT__BACKEND", "server")
     for prefect_config in {id(c): c for c in (prefect.config, prefect.context.config)}.values():
@@ -221,9 +222,10 @@ class SubmittedRun:
 def resolve_flow(session: Session, name: str, project: str) -> dict:
     flow = latest_flow(session, name, project)
     if flow is None:
-        raise UserError(f"flow {name!r} is not registered in project {project!r} at "
-                        f"{redact_url(session.config.api_url)}; run `simmate-k8s register"
-                        f"{'' if project == session.config.project else ' --project ' + project}`")
+        option = "" if project == session.config.project else f" --project {project}"
+        raise ServerError(f"flow {name!r} is not registered in project {project!r} at "
+                          f"{redact_url(session.config.api_url)}; run `simmate-k8s register"
+                          f"{option}`")
     return flow
 
 
@@ -240,8 +242,8 @@ def run_settings(flow: dict, extra_labels: list[str], preset: str | None):
     if not preset:
         return labels, None
     if registered is not None and not isinstance(registered, KubernetesRun):
-        raise UserError(f"--preset needs a KubernetesRun; flow {flow['name']!r} was registered "
-                        f"with {type(registered).__name__}")
+        raise ServerError(f"--preset needs a KubernetesRun; flow {flow['name']!r} was registered "
+                          f"with {type(registered).__name__}")
     settings = {}
     if registered is not None:
         settings = {name: getattr(registered, name) for name in (
@@ -250,13 +252,6 @@ def run_settings(flow: dict, extra_labels: list[str], preset: str | None):
     run_config = KubernetesRun(
         job_template_path=f"agent://{JOB_TEMPLATE_DIR}/{preset}.yaml", labels=labels, **settings)
     return labels, run_config
-
-
-def numbered(value: str | None, index: int, total: int) -> str | None:
-    """One run: the value itself; a batch: ``value-1``, ``value-2``, ..."""
-    if value is None or total == 1:
-        return value
-    return f"{value}-{index + 1}"
 
 
 def submit(session: Session, flow: dict, runs: list[tuple[str, dict]], *, labels, run_config,
@@ -295,8 +290,8 @@ def check_run_ids(run_ids) -> list[str]:
         try:
             ids.append(str(uuid.UUID(run_id)))
         except ValueError:
-            raise UserError(f"{run_id!r} is not a flow run id (a UUID, as printed by "
-                            "`simmate-k8s submit`)") from None
+            raise InputError(f"{run_id!r} is not a flow run id (a UUID, as printed by "
+                             "`simmate-k8s submit`)") from None
     return ids
 
 
@@ -307,13 +302,13 @@ _RUN_FIELDS = {
 
 
 def flow_runs(session: Session, run_ids: list[str]) -> list[dict]:
-    """Flow runs in the given order; UserError naming any id the server does not know."""
+    """Flow runs in the given order; ServerError naming any id the server does not know."""
     query = {"query": {with_args("flow_run", {"where": {"id": {"_in": run_ids}}}): _RUN_FIELDS}}
     found = {run["id"]: run for run in session.query(query).flow_run}
     missing = [run_id for run_id in run_ids if run_id not in found]
     if missing:
-        raise UserError(f"no flow run {', '.join(missing)} at "
-                        f"{redact_url(session.config.api_url)}")
+        raise ServerError(f"no flow run {', '.join(missing)} at "
+                          f"{redact_url(session.config.api_url)}")
     return [found[run_id] for run_id in run_ids]
 
 
@@ -365,8 +360,8 @@ class Follower:
         }}}
         result = self.session.query(query).flow_run
         if not result:
-            raise UserError(f"no flow run {self.flow_run_id} at "
-                            f"{redact_url(self.session.config.api_url)}")
+            raise ServerError(f"no flow run {self.flow_run_id} at "
+                              f"{redact_url(self.session.config.api_url)}")
         run = result[0]
         events = []
         if self.want_states:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from simmate_k8s.errors import UserError
+from simmate_k8s.errors import ServerError
 from tests.contract.prefect_server_api import TABLES, build_schema
 
 
@@ -94,7 +94,7 @@ def test_an_operation_of_the_package_the_server_cannot_answer_fails(registered):
     flow_id = next(iter(registered.state.flows))
     run_id = registered.state.m_create_flow_run(None, {"flow_id": flow_id})["id"]
     refused = "refused the request: .*Cannot query field 'created' on type 'log'"
-    with pytest.raises(UserError, match=refused):
+    with pytest.raises(ServerError, match=refused):
         server.Follower(session, run_id).poll()
     assert [u for u in registered.unexpected if "Cannot query field 'created' on type 'log'" in u]
     registered.unexpected.clear()  # the refusal was the point

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from simmate_k8s import jobs
-from simmate_k8s.errors import UserError
+from simmate_k8s.errors import InputError, KubernetesError
 from tests.chart import helpers as chart
 from tests.conftest import EXAMPLES, run_cli
 
@@ -543,11 +543,11 @@ def test_batch_size_must_be_at_least_1(no_kube, plain):
 
 
 def test_inputs_too_large_for_a_configmap_suggest_batches():
-    with pytest.raises(UserError) as error:
+    with pytest.raises(InputError) as error:
         jobs.input_files([("big.POSCAR", "x" * (jobs.MAX_INPUT_BYTES + 1))])
-    assert "KiB" in error.value.message and "--batch-size" in error.value.message
+    assert "KiB" in str(error.value) and "--batch-size" in str(error.value)
     half = "x" * (jobs.MAX_INPUT_BYTES // 2)
-    with pytest.raises(UserError):
+    with pytest.raises(InputError):
         jobs.input_files([("a", half), ("b", half)])
     assert len(jobs.input_files([("a", half)])) == 2
 
@@ -632,7 +632,7 @@ def test_create_makes_the_job_own_its_inputs(monkeypatch, release):
 def test_create_leaves_nothing_behind_on_failure(monkeypatch, release):
     api = FakeApi(fail="create_namespaced_job")
     monkeypatch.setattr(jobs, "_api", lambda context: (api, api))
-    with pytest.raises(UserError, match="403 Forbidden"):
+    with pytest.raises(KubernetesError, match="403 Forbidden"):
         jobs.create(spec(release))
     assert api.names()[-1] == "delete_namespaced_config_map"
 
@@ -712,55 +712,3 @@ def test_submit_to_a_release_that_is_not_there(no_kube, monkeypatch):
                                       "--backend", "job", "--release", "lab-b", "-n", NAMESPACE])
     refused(result, "no release 'lab-b'", NAMESPACE)
     assert api.names() == ["list_namespaced_config_map"]  # nothing created
-
-
-def _pod(phase, waiting=None):
-    from types import SimpleNamespace as NS
-
-    state = NS(waiting=NS(reason=waiting, message="tag not found") if waiting else None)
-    return NS(metadata=NS(name="job-pod"),
-              status=NS(phase=phase, container_statuses=[NS(state=state)]))
-
-
-class FakeCluster:
-    """A Job that runs one pod, printing two log lines, then succeeds (or a stuck pod)."""
-
-    def __init__(self, pods):
-        from types import SimpleNamespace as NS
-
-        self.pods = list(pods)
-        self.statuses = [NS(succeeded=None, failed=None)] * (len(pods) - 1) + [
-            NS(succeeded=1, failed=None)]
-        self.index = -1
-
-    def read_namespaced_job_status(self, name, namespace):
-        from types import SimpleNamespace as NS
-
-        assert (name, namespace) == ("simmate-smoke-abc123", NAMESPACE)
-        self.index = min(self.index + 1, len(self.pods) - 1)
-        return NS(status=self.statuses[self.index])
-
-    def list_namespaced_pod(self, namespace, label_selector):
-        from types import SimpleNamespace as NS
-
-        assert label_selector == "job-name=simmate-smoke-abc123"
-        return NS(items=[self.pods[self.index]])
-
-    def read_namespaced_pod_log(self, name, namespace, follow, _preload_content):
-        return iter([b"line one\n", b"line two\n"])
-
-
-def test_watch_streams_the_log_once_and_reports_success(monkeypatch, release):
-    cluster = FakeCluster([_pod("Pending"), _pod("Running"), _pod("Succeeded")])
-    monkeypatch.setattr(jobs, "_api", lambda context: (cluster, cluster))
-    lines = []
-    assert jobs.watch(spec(release), echo=lines.append, poll=0) is True
-    assert lines == ["line one", "line two"]
-
-
-def test_watch_stops_on_a_pod_that_cannot_start(monkeypatch, release):
-    cluster = FakeCluster([_pod("Pending", waiting="ImagePullBackOff"), _pod("Pending")])
-    monkeypatch.setattr(jobs, "_api", lambda context: (cluster, cluster))
-    lines = []
-    assert jobs.watch(spec(release), echo=lines.append, poll=0) is False
-    assert "ImagePullBackOff" in lines[0]

@@ -101,7 +101,9 @@ def test_importing_the_package_reads_no_setting():
     code = ("import simmate_k8s, simmate_k8s.settings, simmate_k8s.database, "
             "simmate_k8s.results, simmate_k8s.flows.library, simmate_k8s.preload, "
             "simmate_k8s.engine, simmate_k8s.server, simmate_k8s.commands.local, "
-            "simmate_k8s.commands.cluster")
+            "simmate_k8s.commands.config, simmate_k8s.commands.register, "
+            "simmate_k8s.commands.submit, simmate_k8s.commands.runs, simmate_k8s.backends, "
+            "simmate_k8s.backends.prefect_server, simmate_k8s.backends.kube_job")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
