@@ -1,5 +1,5 @@
-"""`simmate-k8s doctor --release` on a real cluster with the chart installed (the kind tier:
-`make kind-test`, or `pytest -m kind tests/e2e` with RELEASE and NAMESPACE set)."""
+"""`simmate-k8s doctor --release` on a real cluster with the chart installed (the cluster tier:
+`make cluster-test RELEASE=… NAMESPACE=…`, or `make kind-test`)."""
 
 import json
 import subprocess
