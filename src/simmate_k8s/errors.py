@@ -33,6 +33,11 @@ class SchemaError(DatabaseError):
     """The results database's schema is not the one this release writes."""
 
 
+class SchemaNotCreatedError(SchemaError):
+    """The results database has no tables, and this login may not create them (a writer role):
+    its owner has to (the chart's results-schema Job), which may be running right now."""
+
+
 class UserError(click.ClickException):
     """Bad input or configuration, at the command layer. Click prints ``Error: <message>``."""
 
