@@ -46,6 +46,11 @@ class KubernetesError(BackendError):
     """No usable kube context, or the Kubernetes API refused or lacks what was asked."""
 
 
+class SchemaNotCreatedError(SchemaError):
+    """The results database has no tables, and this login may not create them (a writer role):
+    its owner has to (the chart's results-schema Job), which may be running right now."""
+
+
 class UserError(click.ClickException):
     """Bad input or configuration, at the command layer. Click prints ``Error: <message>``."""
 

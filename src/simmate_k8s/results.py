@@ -336,11 +336,16 @@ def open_results_database(settings) -> tuple[Engine, str]:
     the current schema (an empty database is created); DatabaseError otherwise. What workers
     and commands call before any work starts."""
     from simmate_k8s import database, migrations
+    from simmate_k8s.errors import SchemaNotCreatedError
 
     engine = database.create_engine(database.parse_url(settings.database_url))
     try:
         version = database.connect_with_retry(engine, settings.connect_timeout)
-        migrations.ensure_current(engine)
+        # A writer login cannot create the tables; their owner (the chart's results-schema Job)
+        # may be creating them right now: wait for it as for the server.
+        database.retrying(lambda: migrations.ensure_current(engine),
+                          lambda error: isinstance(error, SchemaNotCreatedError),
+                          settings.connect_timeout)
     except BaseException:
         engine.dispose()
         raise

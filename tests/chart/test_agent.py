@@ -84,9 +84,11 @@ def test_one_job_template_per_preset(default_docs):
     assert large["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     env = {e["name"]: e for e in large["env"]}
     assert env["SIMMATE_DASK_ADDRESS"]["value"] == "tls://rel-simmate-dask-scheduler.sim.svc:8786"
-    assert (
-        env["SIMMATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rel-simmate-results-db"
+    # the results database as its writer role (tests/chart/test_database_roles.py)
+    assert env["SIMMATE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "rel-simmate-postgresql-writer"
     )
+    assert env["SIMMATE_DATABASE_URL"]["value"].startswith("postgresql+psycopg://simmate_writer:")
     assert large["image"] == "simmate-k8s:0.1.0"
 
 

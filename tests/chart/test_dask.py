@@ -39,10 +39,14 @@ def test_workers_preload_and_get_the_results_db(default_docs):
     ]  # fmt: skip
     assert "$(DASK_WORKER_NAME)" in worker["args"]
     env = {e["name"]: e for e in worker["env"]}
-    assert env["SIMMATE_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "rel-simmate-results-db",
-        "key": "url",
+    assert env["SIMMATE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rel-simmate-postgresql-writer",
+        "key": "password",
     }
+    assert env["SIMMATE_DATABASE_URL"]["value"] == (
+        "postgresql+psycopg://simmate_writer:$(SIMMATE_DB_PASSWORD)"
+        "@rel-simmate-postgresql:5432/simmate_results"
+    )
     assert env["SIMMATE_DB_CONNECT_TIMEOUT"]["value"] == "30"
 
 

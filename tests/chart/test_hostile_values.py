@@ -225,6 +225,11 @@ CASES = [
         },
     ),
     ("existingSecret-newline", at("results.existingSecret", "r\nx: y")),
+    ("role-name-sql", at("postgresql.roles.writer.name", 'w"; ALTER ROLE w SUPERUSER; --')),
+    ("role-name-uppercase", at("postgresql.roles.reader.name", "Reader")),
+    ("role-secret-newline", at("postgresql.roles.owner.existingSecret", "s\nx: y")),
+    ("role-password-key-slash", at("postgresql.roles.prefect.passwordKey", "a/b")),
+    ("schema-secret-newline", at("results.schema.existingSecret", "s\nx: y")),
     ("secret-key-slash", at("prefectServer.hasura.adminSecret.key", "a/b")),
     ("unauthorizedRole-newline", at("prefectServer.hasura.unauthorizedRole", "x\ny")),
     ("unauthorizedRole-100kB", at("prefectServer.hasura.unauthorizedRole", BIG)),
@@ -483,11 +488,14 @@ def test_templates_quote_every_value_even_without_the_schema(tmp_path):
             "persistence": {"storageClass": INJECTED, "size": INJECTED},
             "existingSecret": INJECTED,
             "passwordKey": INJECTED,
+            "roles": {"writer": {"name": INJECTED, "existingSecret": INJECTED,
+                                 "passwordKey": INJECTED}},
             "tolerations": [
                 {"key": INJECTED, "operator": "Equal", "value": INJECTED, "effect": INJECTED}
             ],
         },
-        "results": {"existingSecret": INJECTED, "key": INJECTED},
+        "results": {"existingSecret": INJECTED, "key": INJECTED,
+                    "schema": {"existingSecret": INJECTED, "key": INJECTED}},
         "prefectServer": {
             "hasura": {
                 "extraEnv": {INJECTED: INJECTED},

@@ -151,8 +151,8 @@ def test_the_peer_table(docs):
     """The same policies, written out: what docs/chart.md's Security model states."""
     table = {c: admitted(p)[0] for c, p in policies(docs).items() if c != "default-deny"}
     assert table == {
-        "postgresql": {"hasura", "graphql", "migration", "retention", "dask-worker", "flow-run",
-                       "test"},
+        "postgresql": {"hasura", "graphql", "migration", "retention", "results-schema",
+                       "dask-worker", "flow-run", "test"},
         "hasura": {"graphql", "apollo", "towel", "migration"},
         "graphql": {"apollo"},
         "apollo": {"ui", "agent", "flow-run", "test", "tenant"},

@@ -91,7 +91,8 @@ def test_tenant_and_migration_can_be_switched_off():
         }
     )
     jobs = {d["metadata"]["name"] for d in docs if d["kind"] == "Job"}
-    assert jobs == {"rel-simmate-dask-recreate"}  # the Dask one stays: it is not Prefect's
+    # the Dask and results-schema ones stay: they are not Prefect's
+    assert jobs == {"rel-simmate-dask-recreate", "rel-simmate-results-schema"}
 
 
 @pytest.mark.parametrize("component", ["hasura", "graphql", "apollo", "ui"])
@@ -153,9 +154,12 @@ def test_service_types_and_node_ports():
     )
 
 
-def test_bundled_postgres_has_extensions_results_db_and_utc(default_docs):
-    init = find(default_docs, "ConfigMap", "-postgresql-init")["data"]["10-simmate.sh"]
-    assert "pgcrypto" in init and "pg_trgm" in init and "CREATE DATABASE simmate_results" in init
+def test_bundled_postgres_initialises_with_the_roles_sql_and_utc(default_docs):
+    from tests.chart.helpers import CHART
+
+    data = find(default_docs, "ConfigMap", "-postgresql-init")["data"]
+    # the very file tests/integration/test_database_roles.py runs on a real PostgreSQL
+    assert data == {"postgres-roles.sql": (CHART / "files" / "postgres-roles.sql").read_text()}
     statefulset = find(default_docs, "StatefulSet", "-postgresql")
     assert "timezone=UTC" in container(statefulset)["args"]
     assert (
@@ -165,30 +169,33 @@ def test_bundled_postgres_has_extensions_results_db_and_utc(default_docs):
 
 
 def test_generated_secrets_are_secrets_not_configmaps(default_docs):
+    import base64
+
     secrets = {d["metadata"]["name"]: d for d in default_docs if d["kind"] == "Secret"}
+    roles = ("prefect", "owner", "writer", "reader")
     assert set(secrets) == {
         "rel-simmate-postgresql",
-        "rel-simmate-results-db",
+        *(f"rel-simmate-postgresql-{role}" for role in roles),
         "rel-simmate-hasura",
         "rel-simmate-dask-tls",
     }
-    import base64
-
-    url = base64.b64decode(secrets["rel-simmate-results-db"]["data"]["url"]).decode()
-    password = base64.b64decode(secrets["rel-simmate-postgresql"]["data"]["password"]).decode()
-    assert (
-        url
-        == f"postgresql+psycopg://simmate:{password}@rel-simmate-postgresql:5432/simmate_results"
-    )
+    passwords = [
+        base64.b64decode(secrets[name]["data"]["password"]).decode()
+        for name in secrets if name.startswith("rel-simmate-postgresql")
+    ]
+    assert len(set(passwords)) == 5 and all(len(p) == 32 for p in passwords)
     configmaps = " ".join(str(d["data"]) for d in default_docs if d["kind"] == "ConfigMap")
-    assert password not in configmaps
+    everything_else = str([d for d in default_docs if d["kind"] != "Secret"])
+    for password in passwords:
+        assert password not in configmaps and password not in everything_else
 
 
 def test_external_database():
     docs = render_chart(
         {
             "postgresql": {"enabled": False},
-            "results": {"existingSecret": "results"},
+            "results": {"existingSecret": "results",
+                        "schema": {"existingSecret": "results-owner", "key": "owner-url"}},
             "externalDatabase": {
                 "host": "db.example.com",
                 "port": 25060,
@@ -200,6 +207,7 @@ def test_external_database():
         }
     )
     assert "StatefulSet" not in kinds(docs)
+    assert not [d for d in docs if d["kind"] == "Secret" and "postgresql" in d["metadata"]["name"]]
     variables = env(container(find(docs, "Deployment", "-graphql")))
     assert variables["PREFECT_SERVER__DATABASE__CONNECTION_URL"] == (
         "postgresql://doadmin:$(PREFECT_DB_PASSWORD)@db.example.com:25060/prefect?sslmode=require"
@@ -211,6 +219,9 @@ def test_external_database():
     assert {"name": "results", "key": "url"} in [
         e.get("valueFrom", {}).get("secretKeyRef") for e in worker_env
     ]
+    schema = env(container(find(docs, "Job", "-results-schema")))
+    assert schema["SIMMATE_DATABASE_URL"]["secretKeyRef"] == {
+        "name": "results-owner", "key": "owner-url"}
 
 
 def test_prefect_server_can_be_switched_off():

@@ -203,7 +203,10 @@ def test_cronjob_runs_the_very_sql_file_with_psql():
     env = {e["name"]: e for e in container["env"]}
     assert env["PGHOST"]["value"] == "lab-a-simmate-postgresql"
     assert env["PGDATABASE"]["value"] == "prefect"
-    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "lab-a-simmate-postgresql"
+    # Prefect's role, which owns Prefect's tables; never the superuser
+    assert env["PGUSER"]["value"] == "prefect"
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "lab-a-simmate-postgresql-prefect", "key": "password"}
 
 
 def test_cronjob_reaches_an_external_database():
@@ -212,7 +215,7 @@ def test_cronjob_reaches_an_external_database():
             "postgresql": {"enabled": False},
             "externalDatabase": {"host": "db.example.com", "port": 25060, "user": "doadmin",
                                  "existingSecret": "prefect-db", "sslmode": "verify-full"},
-            "results": {"existingSecret": "results"},
+            "results": {"existingSecret": "results", "schema": {"enabled": False}},
             "prefectServer": {"retention": {"enabled": True}},
         }
     )

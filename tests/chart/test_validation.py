@@ -29,7 +29,7 @@ BAD = [
         {
             "postgresql": {"enabled": False},
             "externalDatabase": {"host": "db"},
-            "results": {"existingSecret": "r"},
+            "results": {"existingSecret": "r", "schema": {"enabled": False}},
         },
         "externalDatabase.host needs externalDatabase.existingSecret",
     ),
@@ -44,8 +44,16 @@ BAD = [
     ({"dask": {"autoscaler": {"minimum": 5, "maximum": 2}}}, "dask.autoscaler.minimum is larger"),
     ({"prefectServer": {"enabled": False}}, "agent.enabled without prefectServer.enabled"),
     (
-        {"postgresql": {"existingSecret": "pg"}},
-        "postgresql.existingSecret needs results.existingSecret",
+        {"postgresql": {"roles": {"writer": {"name": "simmate_owner"}}}},
+        "postgresql.username and the postgresql.roles names must all differ",
+    ),
+    (
+        {"postgresql": {"username": "prefect"}},
+        "postgresql.username and the postgresql.roles names must all differ",
+    ),
+    (
+        {"results": {"existingSecret": "results"}},
+        "results.existingSecret needs results.schema.existingSecret or schema.enabled=false",
     ),
     (
         {"postgresql": {"resultsDatabase": "prefect"}},

@@ -133,7 +133,7 @@ JOB_TEMPLATE = {
                 "containers": [
                     {"name": "flow", "volumeMounts": [{"name": "s", "mountPath": "/s"}]}
                 ],
-                "volumes": [{"name": "s", "secret": {"secretName": "rel-simmate-results-db"}}],
+                "volumes": [{"name": "s", "secret": {"secretName": "rel-simmate-postgresql"}}],
             }
         }
     },

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -162,16 +163,32 @@ def _wait_for_prefect_schema(api: str, timeout: float = 600) -> None:
     raise AssertionError(f"Prefect API at {api} not ready after {timeout:g} s: {last}")
 
 
-@pytest.fixture(scope="session")
-def results_db_url(cluster):
-    """The results-DB URL the flow-run pods get (the Secret their template names), reached
-    through a port-forward to the release's PostgreSQL Service."""
-    container = job_template()["spec"]["template"]["spec"]["containers"][0]
-    (ref,) = [e["valueFrom"]["secretKeyRef"] for e in container["env"]
-              if e["name"] == "SIMMATE_DATABASE_URL"]
+def secret_value(ref: dict) -> str:
     encoded = sh("kubectl", "-n", NAMESPACE, "get", "secret", ref["name"],
                  "-o", f"jsonpath={{.data.{ref['key']}}}").stdout
-    url = base64.b64decode(encoded).decode()
+    return base64.b64decode(encoded).decode()
+
+
+def resolved_env(container: dict, name: str) -> str:
+    """A variable as the pod sees it: from its Secret, or its value with the $(VAR) references
+    to earlier Secret-backed variables expanded, as Kubernetes does (the chart's URLs)."""
+    env = {e["name"]: e for e in container["env"]}
+
+    def value(variable: dict) -> str:
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            return secret_value(ref)
+        return re.sub(r"\$\((\w+)\)", lambda m: value(env[m.group(1)]), variable["value"])
+
+    return value(env[name])
+
+
+@pytest.fixture(scope="session")
+def results_db_url(cluster):
+    """The results-DB URL the flow-run pods get (the writer role's, from the job template),
+    reached through a port-forward to the release's PostgreSQL Service."""
+    container = job_template()["spec"]["template"]["spec"]["containers"][0]
+    url = resolved_env(container, "SIMMATE_DATABASE_URL")
     with port_forward(by_label("service", "postgresql"), 5432) as port:
         from sqlalchemy.engine import make_url
 

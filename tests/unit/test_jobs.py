@@ -238,13 +238,20 @@ def test_job_runs_the_workflow_against_the_release_scheduler(no_kube, plain):
 
 
 def test_results_database_comes_from_the_release_secret(no_kube, plain):
-    """`run` in the Job reads the results database like the chart's own flow-run Jobs: from
-    the Secret the chart rendered for this release, never a literal URL."""
+    """`run` in the Job reads the results database like the chart's own flow-run Jobs: as the
+    writer role, its password from the Secret the chart rendered for this release (expanded by
+    Kubernetes into the URL, so it must come first), never a literal password."""
     _, job = dry_run(no_kube, plain)
     chart_env = env_of(template(plain, "default")["spec"]["template"]["spec"]["containers"][0])
-    url = env_of(job["spec"]["template"]["spec"]["containers"][0])["SIMMATE_DATABASE_URL"]
-    assert url == chart_env["SIMMATE_DATABASE_URL"]
-    assert set(url) == {"name", "valueFrom"} and url["valueFrom"]["secretKeyRef"]["key"]
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    ours = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    for name in ("SIMMATE_DB_PASSWORD", "SIMMATE_DATABASE_URL"):
+        assert ours[name] == chart_env[name]
+    assert ours["SIMMATE_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+    assert ours["SIMMATE_DATABASE_URL"]["value"].startswith(
+        "postgresql+psycopg://simmate_writer:$(SIMMATE_DB_PASSWORD)@")
+    names = [variable["name"] for variable in env]
+    assert names.index("SIMMATE_DB_PASSWORD") < names.index("SIMMATE_DATABASE_URL")
 
 
 def test_labels_are_the_chart_s_plus_the_job_backend_s(no_kube, plain):

@@ -126,22 +126,79 @@ imagePullPolicy: {{ .image.pullPolicy | quote }}
   value: /tmp
 {{- end }}
 
-{{- define "simmate.resultsSecretName" -}}
-{{- .Values.results.existingSecret | default (include "simmate.componentName" (dict "root" . "component" "results-db")) }}
+{{/* ---------------------------------------------------------------- databases and their roles */}}
+
+{{/* Database roles of the bundled postgres (files/postgres-roles.sql; docs/chart.md "Databases
+     and secrets"): the superuser (postgresql.username, used only at initialisation) and
+     postgresql.roles.{prefect,owner,writer,reader}. Each password is in a Secret of its own: the
+     role's existingSecret, else one the chart generates, <fullname>-postgresql(-<role>). */}}
+
+{{/* A role's values {name, existingSecret, passwordKey}: (dict "root" $ "role" "writer"|"superuser") */}}
+{{- define "simmate.dbRole" -}}
+{{- $pg := .root.Values.postgresql }}
+{{- if eq .role "superuser" }}
+{{- toYaml (dict "name" $pg.username "existingSecret" $pg.existingSecret "passwordKey" $pg.passwordKey) }}
+{{- else }}
+{{- toYaml (index $pg.roles .role) }}
+{{- end }}
 {{- end }}
 
-{{/* Env for the results database (dask workers, flow-run Jobs, tests). */}}
-{{- define "simmate.resultsEnv" -}}
+{{/* The component (and so the name) of a role's generated Secret. */}}
+{{- define "simmate.dbRoleComponent" -}}
+{{- ternary "postgresql" (printf "postgresql-%s" .role) (eq .role "superuser") }}
+{{- end }}
+
+{{/* `secretKeyRef` of a role's password: (dict "root" $ "role" "writer") */}}
+{{- define "simmate.dbRoleSecretRef" -}}
+{{- $r := include "simmate.dbRole" . | fromYaml -}}
+secretKeyRef:
+  name: {{ $r.existingSecret | default (include "simmate.componentName" (dict "root" .root "component" (include "simmate.dbRoleComponent" .))) | quote }}
+  key: {{ $r.passwordKey | quote }}
+{{- end }}
+
+{{/* The bundled postgres' Service, as clients address it. */}}
+{{- define "simmate.postgresqlHost" -}}
+{{- include "simmate.componentName" (dict "root" . "component" "postgresql") }}
+{{- end }}
+
+{{/* SIMMATE_DATABASE_URL of a results-database role: (dict "root" $ "role" "writer"|"owner").
+     An external results database: the URL from its Secret (results.existingSecret for the
+     writer, results.schema.existingSecret for the owner). The bundled postgres: the role's
+     password from its Secret, the URL assembled by Kubernetes env expansion, so that a Secret
+     never holds a URL the chart would have to keep in step with the password. */}}
+{{- define "simmate.resultsUrlEnv" -}}
+{{- $v := .root.Values }}
+{{- $external := ternary $v.results.existingSecret $v.results.schema.existingSecret (eq .role "writer") }}
+{{- if $external -}}
 - name: SIMMATE_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "simmate.resultsSecretName" . | quote }}
-      key: {{ .Values.results.key | quote }}
+      name: {{ $external | quote }}
+      key: {{ ternary $v.results.key $v.results.schema.key (eq .role "writer") | quote }}
+{{- else }}
+{{- $r := include "simmate.dbRole" . | fromYaml -}}
+- name: SIMMATE_DB_PASSWORD
+  valueFrom:
+    {{- include "simmate.dbRoleSecretRef" . | nindent 4 }}
+- name: SIMMATE_DATABASE_URL
+  value: {{ printf "postgresql+psycopg://%s:$(SIMMATE_DB_PASSWORD)@%s:5432/%s" $r.name (include "simmate.postgresqlHost" .root) $v.postgresql.resultsDatabase | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Env for the results database as its writer (dask workers, flow-run Jobs, tests). */}}
+{{- define "simmate.resultsEnv" -}}
+{{- include "simmate.resultsUrlEnv" (dict "root" . "role" "writer") }}
 - name: SIMMATE_DB_CONNECT_TIMEOUT
   value: {{ .Values.results.connectTimeout | quote }}
 {{- /* recorded with every result as provenance */}}
 - name: SIMMATE_IMAGE
   value: {{ include "simmate.projectImageRef" . | quote }}
+{{- end }}
+
+{{/* "true" when the results-schema hook Job runs: asked for, and an owner it can run as. */}}
+{{- define "simmate.resultsSchemaJob" -}}
+{{- $s := .Values.results.schema }}
+{{- if and $s.enabled (or $s.existingSecret .Values.postgresql.enabled) }}true{{ end }}
 {{- end }}
 
 {{- define "simmate.hasuraSecretName" -}}
@@ -160,18 +217,16 @@ imagePullPolicy: {{ .image.pullPolicy | quote }}
       key: {{ .Values.prefectServer.hasura.adminSecret.key | quote }}
 {{- end }}
 
-{{/* Prefect's database: password from a Secret, URL assembled by Kubernetes env expansion.
-     Call with (dict "root" $ "name" "ENV_NAME_OF_THE_URL"). */}}
+{{/* Prefect's database, as Prefect's role: password from a Secret, URL assembled by Kubernetes
+     env expansion. Call with (dict "root" $ "name" "ENV_NAME_OF_THE_URL"). */}}
 {{- define "simmate.prefectDbEnv" -}}
 {{- $v := .root.Values }}
 {{- if $v.postgresql.enabled }}
 - name: PREFECT_DB_PASSWORD
   valueFrom:
-    secretKeyRef:
-      name: {{ $v.postgresql.existingSecret | default (include "simmate.componentName" (dict "root" .root "component" "postgresql")) | quote }}
-      key: {{ $v.postgresql.passwordKey | quote }}
+    {{- include "simmate.dbRoleSecretRef" (dict "root" .root "role" "prefect") | nindent 4 }}
 - name: {{ .name | quote }}
-  value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:5432/%s" $v.postgresql.username (include "simmate.componentName" (dict "root" .root "component" "postgresql")) $v.postgresql.database | quote }}
+  value: {{ printf "postgresql://%s:$(PREFECT_DB_PASSWORD)@%s:5432/%s" $v.postgresql.roles.prefect.name (include "simmate.postgresqlHost" .root) $v.postgresql.database | quote }}
 {{- else }}
 {{- $e := $v.externalDatabase }}
 - name: PREFECT_DB_PASSWORD
@@ -190,6 +245,38 @@ imagePullPolicy: {{ .image.pullPolicy | quote }}
 - name: {{ $name | quote }}
   value: {{ $value | quote }}
 {{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- generated secrets */}}
+
+{{/* The one lookup behind every Secret the chart generates (passwords, the hasura admin secret,
+     the Dask TLS certificates), as Bitnami's common.secrets does: the decoded values of `keys`
+     in the Secret `name`, as YAML, when it exists and holds every one of them; else {}. That
+     keeps them across `helm upgrade`. Under `helm template` (Argo CD, rendered GitOps) there is
+     no cluster to look in and every render draws new values: use the existingSecret values there.
+     (dict "root" $ "name" "<secret>" "keys" (list "a" "b")) */}}
+{{- define "simmate.lookupSecretData" -}}
+{{- $found := dict }}
+{{- with lookup "v1" "Secret" .root.Release.Namespace .name }}{{ $found = .data | default dict }}{{ end }}
+{{- $data := dict }}
+{{- range $key := .keys }}
+{{- with index $found $key }}{{ $_ := set $data $key (b64dec .) }}{{ end }}
+{{- end }}
+{{- if eq (len $data) (len .keys) }}{{ toYaml $data }}{{ else }}{}{{ end }}
+{{- end }}
+
+{{/* A generated Secret holding one random value under `key`, kept across upgrades (above).
+     (dict "root" $ "component" "postgresql-writer" "key" "password" "length" 32) */}}
+{{- define "simmate.generatedSecret" -}}
+{{- $name := include "simmate.componentName" . }}
+{{- $found := include "simmate.lookupSecretData" (dict "root" .root "name" $name "keys" (list .key)) | fromYaml }}
+apiVersion: v1
+kind: Secret
+metadata:
+  {{- include "simmate.metadata" (dict "root" .root "component" .component) | nindent 2 }}
+type: Opaque
+data:
+  {{ .key | quote }}: {{ get $found .key | default (randAlphaNum (int .length)) | b64enc | quote }}
 {{- end }}
 
 {{/* ---------------------------------------------------------------- Kubernetes quantities */}}

@@ -36,8 +36,14 @@
 {{- if and $v.agent.enabled (not $ps.enabled) (not $v.agent.apiUrl) }}
 {{- $problems = append $problems "agent.enabled without prefectServer.enabled needs agent.apiUrl" }}
 {{- end }}
-{{- if and $pg.enabled $pg.existingSecret (not $v.results.existingSecret) }}
-{{- $problems = append $problems "postgresql.existingSecret needs results.existingSecret (the results URL)" }}
+{{- $roleNames := list $pg.username }}
+{{- range $_, $role := $pg.roles }}{{ $roleNames = append $roleNames $role.name }}{{ end }}
+{{- if ne (len $roleNames) (len (uniq $roleNames)) }}
+{{- $problems = append $problems "postgresql.username and the postgresql.roles names must all differ" }}
+{{- end }}
+{{- /* The writer of an external results database may not create its tables. */}}
+{{- if and $v.results.existingSecret $v.results.schema.enabled (not $v.results.schema.existingSecret) }}
+{{- $problems = append $problems "results.existingSecret needs results.schema.existingSecret or schema.enabled=false" }}
 {{- end }}
 {{- $operator := index $v "dask-kubernetes-operator" }}
 {{- $clusterRbac := true }}

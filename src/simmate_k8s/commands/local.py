@@ -414,7 +414,7 @@ def check():
     revision = migrations.current_revision(engine)
     click.echo(f"server:   {version}")
     if revision is None:
-        click.echo("schema:   empty (created by the first run)")
+        click.echo("schema:   empty (created by the first run, or `simmate-k8s db upgrade`)")
         return
     state = "current" if revision == migrations.HEAD else (
         f"behind {migrations.HEAD}: run `simmate-k8s db upgrade`")

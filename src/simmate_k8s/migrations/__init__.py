@@ -13,6 +13,11 @@ one transaction (both backends have transactional DDL: a failed upgrade leaves n
 A database made by 0.1.0 has ``simmate_results`` (with ``task_key``) and no version table; it
 counts as revision 0001 and is stamped so before upgrading.
 
+Only the schema's owner runs DDL. A login without the privilege (the chart's writer role, which
+the workers use) that finds the database at HEAD only reads the revision; one that would have to
+create or upgrade the tables gets a one-line SchemaError saying who has to (the chart's
+results-schema Job, or ``simmate-k8s db upgrade`` with the owner's URL).
+
 A new revision (developers): change results.py, then, on a database at HEAD::
 
     from alembic import command
@@ -33,8 +38,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from simmate_k8s.database import parse_url, redact, retrying
-from simmate_k8s.errors import SchemaError
+from simmate_k8s.database import parse_url, reason, redact, retrying
+from simmate_k8s.errors import SchemaError, SchemaNotCreatedError
 
 HEAD = "0002"
 REVISIONS = ("0001", "0002")  # oldest first; a test checks this against versions/
@@ -49,6 +54,8 @@ PG_LOCK_KEY = int.from_bytes(b"simmate!", "big")
 
 # Alembic's ``op``/``context`` are process-wide proxies: one migration at a time per process.
 _alembic_lock = threading.Lock()
+
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of "permission denied for schema public" and kin
 
 
 def config(url: str | None = None, connection: Connection | None = None):
@@ -114,7 +121,7 @@ def _not_current(engine: Engine, revision: str) -> SchemaError:
     where = f"the results database {redact(engine.url)} is at schema revision {revision}"
     if revision in REVISIONS:
         return SchemaError(f"{where}, this release writes {HEAD}; run `simmate-k8s db upgrade` "
-                           "(back it up first)")
+                           "as the schema's owner (back it up first)")
     return SchemaError(f"{where}, which a newer simmate-k8s made (this release writes {HEAD}); "
                        "use that release, or a database of its own for this one")
 
@@ -150,13 +157,30 @@ def _migrate(engine: Engine, create_only: bool) -> tuple[str | None, str]:
             raise _not_current(engine, before)
         from alembic import command
 
-        with _alembic_lock:
-            cfg = config(connection=connection)
-            if before is not None and not stamped:
-                command.stamp(cfg, before)
-            if before != HEAD:
-                command.upgrade(cfg, HEAD)
+        try:
+            with _alembic_lock:
+                cfg = config(connection=connection)
+                if before is not None and not stamped:
+                    command.stamp(cfg, before)
+                if before != HEAD:
+                    command.upgrade(cfg, HEAD)
+        except sa.exc.DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+            raise _may_not_migrate(engine, before, error) from None
     return before, HEAD
+
+
+def _may_not_migrate(engine: Engine, before: str | None, error: Exception) -> SchemaError:
+    """What a login without DDL rights (the chart's writer role) is told instead of a traceback."""
+    user = engine.url.username or "this login"
+    where = f"the results database {redact(engine.url)}"
+    state = "has no simmate tables yet" if before is None else (
+        f"is at schema revision {before}, this release writes {HEAD}")
+    message = (f"{where} {state}, and {user} may not change its schema ({reason(error)}); run "
+               "the chart's results-schema Job, or `simmate-k8s db upgrade` with the schema "
+               "owner's URL")
+    return (SchemaNotCreatedError if before is None else SchemaError)(message)
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:

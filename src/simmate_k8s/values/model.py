@@ -106,6 +106,7 @@ CHART_ENV = (
     "GRAPHQL_SERVICE_PORT",
     "APOLLO_API_PORT",
     "SIMMATE_DATABASE_URL",
+    "SIMMATE_DB_PASSWORD",
     "SIMMATE_DB_CONNECT_TIMEOUT",
     "SIMMATE_IMAGE",
     "SIMMATE_DASK_ADDRESS",
@@ -121,6 +122,16 @@ CHART_ENV = (
     "POSTGRES_USER",
     "POSTGRES_DB",
     "POSTGRES_PASSWORD",
+    "SIMMATE_PG_PREFECT_DB",
+    "SIMMATE_PG_RESULTS_DB",
+    "SIMMATE_PG_PREFECT_ROLE",
+    "SIMMATE_PG_PREFECT_PASSWORD",
+    "SIMMATE_PG_OWNER_ROLE",
+    "SIMMATE_PG_OWNER_PASSWORD",
+    "SIMMATE_PG_WRITER_ROLE",
+    "SIMMATE_PG_WRITER_PASSWORD",
+    "SIMMATE_PG_READER_ROLE",
+    "SIMMATE_PG_READER_PASSWORD",
     "PGDATA",
     "TZ",
     "PGTZ",
@@ -640,6 +651,47 @@ class Persistence(Strict):
     storageClass: MaybeDnsName = field("", description="StorageClass; empty: the cluster default.")
 
 
+class DbRole(Strict):
+    """A login role of the bundled postgres (charts/simmate/files/postgres-roles.sql)."""
+
+    name: str = field(description="Role name.", pattern=SQL_NAME)
+    existingSecret: MaybeDnsName = field(
+        "",
+        description=(
+            "Secret with its password (URL-safe characters: it goes into connection URLs); "
+            "empty: generated once and kept (Secret `<fullname>-postgresql-<role>`)."
+        ),
+    )
+    passwordKey: SecretKey = field("password", description="Key of the password in that Secret.")
+
+
+def db_role(name: str, description: str) -> Any:
+    return Field(default_factory=lambda: DbRole(name=name), description=description)
+
+
+class DbRoles(Strict):
+    prefect: DbRole = db_role(
+        "prefect",
+        "Owns Prefect's database (and only that): hasura, graphql, Prefect's migration Job, "
+        "the retention CronJob.",
+    )
+    owner: DbRole = db_role(
+        "simmate_owner",
+        "Owns the results database and its schema, the one role running DDL there: the "
+        "results-schema hook Job.",
+    )
+    writer: DbRole = db_role(
+        "simmate_writer",
+        "Reads and writes the rows of the results tables (SELECT, INSERT, UPDATE; no DDL, no "
+        "DELETE, no other database): Dask workers, flow-run pods, `submit --backend job` Jobs, "
+        "the test pod.",
+    )
+    reader: DbRole = db_role(
+        "simmate_reader",
+        "Reads the results tables (SELECT only), for analysis; no pod of the chart uses it.",
+    )
+
+
 class Postgresql(Deployed):
     enabled: bool = field(
         True, description="Run the bundled postgres (Prefect's DB and the results DB)."
@@ -648,7 +700,14 @@ class Postgresql(Deployed):
         default_factory=lambda: Image(repository="postgres", tag="16.4-bookworm"),
         description="Official postgres image, pinned.",
     )
-    username: str = field("simmate", description="Database user.", pattern=SQL_NAME)
+    username: str = field(
+        "postgres",
+        description=(
+            "The superuser: used only at initialisation (postgres-roles.sql makes the roles and "
+            "databases); no other pod gets its password."
+        ),
+        pattern=SQL_NAME,
+    )
     database: str = field("prefect", description="Prefect's database.", pattern=SQL_NAME)
     resultsDatabase: str = field(
         "simmate_results",
@@ -656,9 +715,17 @@ class Postgresql(Deployed):
         pattern=SQL_NAME,
     )
     existingSecret: MaybeDnsName = field(
-        "", description="Secret with the password; empty: generated once and kept."
+        "",
+        description=(
+            "Secret with the superuser's password; empty: generated once and kept (Secret "
+            "`<fullname>-postgresql`)."
+        ),
     )
     passwordKey: SecretKey = field("password", description="Key of the password in that Secret.")
+    roles: DbRoles = field(
+        default_factory=DbRoles,
+        description="The login roles made at initialisation, each with a password Secret.",
+    )
     persistence: Persistence = field(default_factory=Persistence, description="Data volume.")
     resources: Resources = field(
         default_factory=lambda: resources("100m", "256Mi", "1", "1Gi"),
@@ -683,17 +750,45 @@ class ExternalDatabase(Strict):
     )
 
 
+class ResultsSchema(Strict):
+    enabled: bool = field(
+        True,
+        description=(
+            "Bring the results database to this release's schema (`simmate-k8s db upgrade`) as "
+            "its owner, in a post-install/post-upgrade hook Job."
+        ),
+    )
+    existingSecret: MaybeDnsName = field(
+        "",
+        description=(
+            "Secret with the owner's SQLAlchemy URL, for an external results database; empty: "
+            "the bundled postgres' owner role."
+        ),
+    )
+    key: SecretKey = field("url", description="Key of the URL in that Secret.")
+    backoffLimit: int = field(10, description="Retries while the database starts.", ge=0, le=100)
+    resources: Resources = field(
+        default_factory=lambda: resources("100m", "256Mi", "500m", "512Mi"),
+        description="Requests and limits of the schema Job.",
+    )
+
+
 class Results(Strict):
     existingSecret: MaybeDnsName = field(
         "",
         description=(
-            "Secret with the results-DB SQLAlchemy URL; empty: the bundled postgres' results "
-            "database (Secret `<release>-results-db`)."
+            "Secret with the SQLAlchemy URL of an external results database, as its writer (no "
+            "DDL needed); empty: the bundled postgres' writer role."
         ),
     )
     key: SecretKey = field("url", description="Key of the URL in that Secret.")
     connectTimeout: int = field(
         30, description="SIMMATE_DB_CONNECT_TIMEOUT: seconds to wait for the DB.", ge=1, le=3600
+    )
+    schema_: ResultsSchema = field(
+        default_factory=ResultsSchema,
+        alias="schema",
+        description="The results-schema hook Job (migrations as the owner).",
     )
 
 
@@ -1211,8 +1306,15 @@ def combination_problems(v: ChartValues) -> list[str]:
         problems.append("prefectServer.retention.enabled needs prefectServer.enabled")
     if v.agent.enabled and not ps.enabled and not v.agent.apiUrl:
         problems.append("agent.enabled without prefectServer.enabled needs agent.apiUrl")
-    if pg.enabled and pg.existingSecret and not v.results.existingSecret:
-        problems.append("postgresql.existingSecret needs results.existingSecret (the results URL)")
+    role_names = [pg.username] + [getattr(pg.roles, r).name for r in DbRoles.model_fields]
+    if len(role_names) != len(set(role_names)):
+        problems.append("postgresql.username and the postgresql.roles names must all differ")
+    schema = v.results.schema_
+    if v.results.existingSecret and schema.enabled and not schema.existingSecret:
+        # The writer of an external results database may not create its tables.
+        problems.append(
+            "results.existingSecret needs results.schema.existingSecret or schema.enabled=false"
+        )
     operator = v.dask_kubernetes_operator
     cluster_rbac = bool(operator.get("rbac", {}).get("cluster", True))
     all_namespaces = "--all-namespaces" in (operator.get("kopfArgs") or [])

@@ -54,22 +54,16 @@
 {{- toYaml (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) }}
 {{- end }}
 
-{{/* The generated PEMs as YAML {ca.crt, scheduler.crt, ...}: the existing Secret's (lookup; kept
-     across `helm upgrade`) or new ones. Drawn once per render and cached in the values, because
+{{/* The generated PEMs as YAML {ca.crt, scheduler.crt, ...}: the existing Secret's (the chart's one
+     lookup, simmate.lookupSecretData; kept across `helm upgrade`) or new ones. Drawn once per render and cached in the values, because
      tls.yaml, the DaskCluster and the pre-upgrade hook all need the same CA (spec checksum). */}}
 {{- define "simmate.daskTlsGenerated" -}}
 {{- $t := .Values.dask.tls }}
 {{- if not (hasKey $t "_generated") }}
 {{- $keys := list "ca.crt" "scheduler.crt" "scheduler.key" "client.crt" "client.key" }}
 {{- $name := include "simmate.daskTlsSecretName" (dict "root" . "role" "client") }}
-{{- $found := dict }}
-{{- with lookup "v1" "Secret" .Release.Namespace $name }}{{ $found = .data | default dict }}{{ end }}
-{{- $complete := true }}
-{{- range $keys }}{{ if not (index $found .) }}{{ $complete = false }}{{ end }}{{ end }}
-{{- $pems := dict }}
-{{- if $complete }}
-{{- range $keys }}{{ $_ := set $pems . (index $found . | b64dec) }}{{ end }}
-{{- else }}
+{{- $pems := include "simmate.lookupSecretData" (dict "root" . "name" $name "keys" $keys) | fromYaml }}
+{{- if not $pems }}
 {{- $days := int $t.validityDays }}
 {{- $ca := genCA (printf "%s-dask-ca" (include "simmate.fullname" .)) $days }}
 {{- $dnsNames := include "simmate.daskSchedulerDnsNames" . | fromYamlArray }}
