@@ -33,6 +33,12 @@ class SchemaError(DatabaseError):
     """The results database's schema is not the one this release writes."""
 
 
+def install_extra(extra: str) -> str:
+    """The command that installs an optional part of pyproject.toml (``chart``, ``hpc``): the
+    project image leaves them out, a checkout has them (scripts/install.sh)."""
+    return f"pip install 'simmate-k8s[{extra}]'"
+
+
 class UserError(click.ClickException):
     """Bad input or configuration, at the command layer. Click prints ``Error: <message>``."""
 
