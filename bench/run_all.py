@@ -195,12 +195,12 @@ def document(run: dict, quick: bool, doc: Path = DOC) -> str:
         "Written by `python bench/run_all.py` (`make bench`); do not edit by hand. Each script in "
         "`bench/` also runs on its own and prints its table (`python bench/save_per_task.py`, "
         "`bench/batch.py`, `bench/small_static.py`, `bench/cli_startup.py`, "
-        "`bench/slurm_workers.py`, `bench/structure_checks.py`)." + (
+        "`bench/slurm_workers.py`, `bench/image_size.py`, `bench/structure_checks.py`)." + (
             "\n\n**Quick mode (`--quick`): fewer items and repetitions, not the reference "
             "numbers.**" if quick else ""),
         "## Machine\n\n" + _common.markdown_table(
             ["", ""], [[key, value] for key, value in run["machine"].items()]),
-        "## Targets (issues 2 and 7)\n\n" + _common.markdown_table(
+        "## Targets (issues 2, 7 and 9)\n\n" + _common.markdown_table(
             ["measure", "measured (median)", "target", ""], summary_rows),
         *(section(name, result, doc) for name, result in results.items()),
         f"## Notes\n\n{GENERAL_NOTES}",

@@ -44,9 +44,11 @@ stamp="$VENV/.installed-$hash-$WITH_TEST"
 if [[ ! -f "$stamp" && ! ( $WITH_TEST == 0 && -f "$VENV/.installed-$hash-1" ) ]]; then
     [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    extras=""
-    [[ $WITH_TEST == 1 ]] && extras="[test,lint]"
-    "$VENV/bin/pip" install -q -c constraints.txt -e ".$extras"
+    # The image leaves out the chart and hpc extras; a checkout needs them (chart-deps, doctor,
+    # workers slurm and their tests).
+    extras="hpc,chart"
+    [[ $WITH_TEST == 1 ]] && extras="$extras,test,lint"
+    "$VENV/bin/pip" install -q -c constraints.txt -e ".[$extras]"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi

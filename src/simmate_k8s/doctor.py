@@ -276,9 +276,10 @@ def release_row(api, release: str, namespace: str) -> Row:
     return Row("release", OK, f"{found}, job templates")
 
 
-def wheel_crds() -> tuple[str, dict[str, dict]]:
+def wheel_crds() -> tuple[str, dict[str, dict]] | None:
     """(dask-kubernetes version, {CRD name: CRD}) of the installed dask-kubernetes package:
-    the CRDs of the version this CLI's chart pins (pyproject pins dask-kubernetes exactly)."""
+    the CRDs of the version this CLI's chart pins (pyproject's ``chart`` extra pins it exactly).
+    None when it is not installed (the project image leaves it out)."""
     import importlib.util
     from importlib import metadata
     from pathlib import Path
@@ -286,6 +287,8 @@ def wheel_crds() -> tuple[str, dict[str, dict]]:
     import yaml
 
     spec = importlib.util.find_spec("dask_kubernetes")  # located, not imported (slow)
+    if spec is None:
+        return None
     base = Path(next(iter(spec.submodule_search_locations)))
     folder = base / "operator" / "deployment" / "helm" / OPERATOR_NAME / "crds"
     crds = {}
@@ -305,7 +308,13 @@ def _crd_versions(crd: dict) -> dict:
 def crd_row(api) -> Row:
     from kubernetes import client
 
-    version, expected = wheel_crds()
+    from simmate_k8s.errors import install_extra
+
+    wheel = wheel_crds()
+    if wheel is None:
+        return Row("Dask CRDs", SKIPPED, "dask-kubernetes is not installed: its CRDs are what "
+                   "the cluster's are compared with", install_extra("chart"))
+    version, expected = wheel
     extensions = client.ApiextensionsV1Api(api)
     missing, differ = [], []
     for name, crd in expected.items():

@@ -51,6 +51,12 @@ class SchemaNotCreatedError(SchemaError):
     its owner has to (the chart's results-schema Job), which may be running right now."""
 
 
+def install_extra(extra: str) -> str:
+    """The command that installs an optional part of pyproject.toml (``chart``, ``hpc``): the
+    project image leaves them out, a checkout has them (scripts/install.sh)."""
+    return f"pip install 'simmate-k8s[{extra}]'"
+
+
 class UserError(click.ClickException):
     """Bad input or configuration, at the command layer. Click prints ``Error: <message>``."""
 

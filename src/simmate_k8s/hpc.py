@@ -43,7 +43,7 @@ from pathlib import Path
 
 import click
 
-from simmate_k8s.errors import SimmateError
+from simmate_k8s.errors import SimmateError, install_extra
 
 PRELOAD = "simmate_k8s.preload"
 URL_ENV = "SIMMATE_DATABASE_URL"
@@ -558,8 +558,12 @@ def jobs_directory(env: dict[str, str], name: str, create: bool = True) -> Path:
 @functools.cache
 def _base_classes(system: str):
     import importlib
+    import importlib.util
 
     module_name, class_name = SYSTEMS[system][:2]
+    if importlib.util.find_spec("dask_jobqueue") is None:  # an extra; the image has none
+        raise HpcError(f"{SYSTEMS[system][3]} workers need dask-jobqueue, which is not "
+                       f"installed: {install_extra('hpc')}")
     cluster_cls = getattr(importlib.import_module(module_name), class_name)
     return cluster_cls, cluster_cls.job_cls
 

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.image import podman_env
 from tests.support.postgres import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTAINERS_DIR = Path(
-    os.environ.get("SIMMATE_CONTAINERS_DIR") or REPO_ROOT / ".tools" / "containers"
-)
 BASE_IMAGE = "localhost/python:3.11-slim"
 
 # How every project container runs here: like the chart's pods (non-root, read-only root
@@ -42,18 +40,6 @@ HARDENED = [
     "--cap-drop", "ALL",
     "--security-opt", "no-new-privileges",
 ]  # fmt: skip
-
-
-def podman_env() -> dict[str, str]:
-    """The environment, plus the repo-local podman config when it exists (as podman-env.sh)."""
-    env = dict(os.environ)
-    for variable, name in (
-        ("CONTAINERS_CONF", "containers.conf"),
-        ("CONTAINERS_STORAGE_CONF", "storage.conf"),
-    ):
-        if not env.get(variable) and (CONTAINERS_DIR / name).is_file():
-            env[variable] = str(CONTAINERS_DIR / name)
-    return env
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-"""The project image, for real: scheduler + preload worker containers, PostgreSQL, a flow.
+"""The project image, for real: scheduler + preload worker containers, PostgreSQL, the flows;
+its size, and what it leaves out.
 
 Every container runs the way the chart runs its pods: UID 1000, read-only root filesystem,
 no capabilities, /tmp and $HOME as scratch tmpfs.
@@ -15,6 +16,8 @@ import sqlalchemy as sa
 
 from simmate_k8s import database, results
 from simmate_k8s.flows.registry import get_workflow
+from tests.conftest import EXAMPLES
+from tests.support.image import MAX_IMAGE_MB, image_size_mb
 
 pytestmark = pytest.mark.container
 
@@ -26,6 +29,55 @@ def worker_command(scheduler: str) -> list[str]:
         "--nworkers", "1", "--nthreads", "2",
         "--host", "127.0.0.1", "--no-dashboard",
     ]  # fmt: skip
+
+
+def start_worker(containers, scheduler: str, env: dict[str, str]) -> str:
+    """A preloaded worker container, registered with the scheduler."""
+    from distributed import Client
+
+    worker = containers.start("worker", *worker_command(scheduler), env=env)
+    with Client(scheduler, timeout=30) as client:
+        try:
+            client.wait_for_workers(1, timeout=120)
+        except TimeoutError:
+            pytest.fail(f"worker did not register:\n{containers.logs(worker)}")
+    return worker
+
+
+def test_image_size_is_within_the_target(image):
+    size = image_size_mb(image)
+    assert size <= MAX_IMAGE_MB, (
+        f"{image} is {size:.0f} MB, over the {MAX_IMAGE_MB} MB target; "
+        "python bench/image_size.py shows what fills it")
+
+
+# Installed in a checkout, never in the image: no pod of a release imports them (Dockerfile).
+LEFT_OUT = ("pip", "setuptools", "matplotlib", "aiohttp", "kubernetes.aio", "dask_kubernetes",
+            "kubernetes_asyncio", "kopf", "dask_jobqueue")
+
+
+def test_what_no_pod_needs_is_not_in_the_image(containers):
+    found = containers.run("python", "-c", "import importlib.util as u, sys; "
+                           "print(' '.join(m for m in sys.argv[1:] if u.find_spec(m)))",
+                           *LEFT_OUT)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == []
+
+
+def test_the_left_out_extras_say_what_to_install(containers):
+    hpc = containers.run("simmate-k8s", "workers", "slurm", "--dry-run")
+    assert (hpc.returncode, hpc.stdout) == (2, ""), hpc.stderr
+    assert hpc.stderr == ("Error: SLURM workers need dask-jobqueue, which is not installed: "
+                          "pip install 'simmate-k8s[hpc]'\n")
+    # doctor's CRD row needs the CRDs of the pinned dask-kubernetes: skipped, with the fix
+    row = containers.run("python", "-c", "import json; from simmate_k8s import doctor; "
+                         "print(json.dumps(doctor.crd_row(None).as_dict()))")
+    assert row.returncode == 0, row.stderr
+    assert json.loads(row.stdout) == {
+        "check": "Dask CRDs", "status": "skipped",
+        "detail": "dask-kubernetes is not installed: its CRDs are what the cluster's are "
+                  "compared with",
+        "fix": "pip install 'simmate-k8s[chart]'"}
 
 
 def test_image_config(image, containers):
@@ -53,15 +105,8 @@ def test_default_command_runs_under_tini_as_non_root(containers):
 # The stand-in base carries Debian's Python 3.11.2; the host venv may be another 3.11.x.
 @pytest.mark.filterwarnings("ignore:Mismatched versions found")
 def test_smoke_batch_results_land_in_postgres(image, containers, scheduler, pg_url):
-    from distributed import Client
-
-    env = {"SIMMATE_DATABASE_URL": pg_url, "SIMMATE_IMAGE": image}
-    worker = containers.start("worker", *worker_command(scheduler), env=env)
-    with Client(scheduler, timeout=30) as client:
-        try:
-            client.wait_for_workers(1, timeout=120)
-        except TimeoutError:
-            pytest.fail(f"worker did not register:\n{containers.logs(worker)}")
+    worker = start_worker(containers, scheduler, {"SIMMATE_DATABASE_URL": pg_url,
+                                                  "SIMMATE_IMAGE": image})
 
     # The batch itself, from a third container of the same image (as a flow-run Job does).
     # It reads the results database to skip what is done and to report (the chart's flow-run
@@ -109,6 +154,44 @@ def test_smoke_batch_results_land_in_postgres(image, containers, scheduler, pg_u
         assert {row["batch_id"] for row in results.load_rows(engine)} == {"smoke-first"}
     finally:
         engine.dispose()
+
+
+# The stand-in base carries Debian's Python 3.11.2; the host venv may be another 3.11.x.
+@pytest.mark.filterwarnings("ignore:Mismatched versions found")
+def test_relaxations_on_the_preloaded_worker_then_exported(containers, scheduler, pg_url):
+    """ASE's EMT and BFGS (numpy, scipy) on the image's worker give the energies this
+    checkout computes; the image's CLI exports them with ASE (extended XYZ and ASE database)."""
+    from simmate_k8s.flows import emt
+
+    db = {"SIMMATE_DATABASE_URL": pg_url}
+    worker = start_worker(containers, scheduler, db)
+    inputs = ("--volume", f"{EXAMPLES}:/inputs:ro")
+    run = containers.run("simmate-k8s", "run", "relaxation_emt", "/inputs", "--address",
+                         scheduler, "--json", env=db, options=inputs)
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n--- worker ---\n" + (
+        containers.logs(worker))
+    (outcome,) = json.loads(run.stdout)
+    examples = sorted(EXAMPLES.glob("*.POSCAR"))
+    assert outcome["summary"]["completed"] == len(examples)
+
+    engine = sa.create_engine(database.parse_url(pg_url))
+    try:
+        rows = {row["input_name"]: row for row in results.load_rows(engine)}
+    finally:
+        engine.dispose()
+    assert set(rows) == {f"/inputs/{path.name}" for path in examples}
+    for path in examples:
+        here = emt.relax(path.read_text())
+        there = rows[f"/inputs/{path.name}"]["result"]
+        assert there["converged"] and there["steps"] == here["steps"], path.name
+        assert there["energy_ev"] == pytest.approx(here["energy_ev"], abs=1e-6), path.name
+
+    export = containers.run("sh", "-c", "simmate-k8s results --export /tmp/relaxed.extxyz && "
+                            "simmate-k8s results --export /tmp/relaxed.db && "
+                            "grep -c Lattice= /tmp/relaxed.extxyz", env=db)
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.strip() == str(len(examples))  # one frame per structure
+    assert export.stderr.count(f"wrote {len(examples)} structures to /tmp/relaxed.") == 2
 
 
 def test_worker_fails_fast_when_the_database_is_unreachable(containers, scheduler):

@@ -7,60 +7,21 @@ rendered by helm. A refused run config must end Failed with a one-line reason an
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 
 from simmate_k8s.agent import Policy, build_agent
 from tests.chart.helpers import render_chart
-from tests.support.http import JsonHandler, StandIn
+from tests.support.kubernetes_api import KubernetesBatchApi
 
 RELEASE_IMAGE = "simmate-k8s:0.1.0"  # the chart's default project image (values.yaml)
 LABELS = ["simmate"]
 
 
-class KubernetesBatchApi(StandIn):
-    """Answers what the agent sends: POST a Job (recorded, 201) and list Jobs (none: the
-    agent's clean-up finds nothing to do). Anything else is recorded as unexpected."""
-
-    def __init__(self):
-        self.jobs: list[dict] = []
-        self.unexpected: list[str] = []
-        endpoint = self
-
-        class Handler(JsonHandler):
-            def do_POST(self):
-                body = json.loads(self.body())
-                if self.path == "/apis/batch/v1/namespaces/sim/jobs":
-                    endpoint.jobs.append(body)
-                    return self.reply(201, body)
-                endpoint.unexpected.append(f"POST {self.path}")
-                self.reply(404, {"kind": "Status", "code": 404})
-
-            def do_GET(self):
-                if self.path.startswith("/apis/batch/v1/namespaces/sim/jobs?"):
-                    return self.reply(
-                        200,
-                        {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": []},
-                    )
-                endpoint.unexpected.append(f"GET {self.path}")
-                self.reply(404, {"kind": "Status", "code": 404})
-
-        super().__init__(Handler)
-
-
 @pytest.fixture
 def kube_api(tmp_path, monkeypatch):
     api = KubernetesBatchApi()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "stand-in",
-        "clusters": [{"name": "stand-in", "cluster": {"server": api.url}}],
-        "users": [{"name": "agent", "user": {}}],
-        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "agent"}}],
-    }
+    config = api.kubeconfig()
     # The kubernetes package reads KUBECONFIG when imported; ~/.kube/config is read at load.
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "config").write_text(yaml.safe_dump(config))
