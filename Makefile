@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TOOLS_BIN := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(CURDIR)/$(BIN):$(PATH)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 GIT_SHA := $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
