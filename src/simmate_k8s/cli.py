@@ -10,10 +10,10 @@ import click
 
 # command name -> "module:attribute" of a click command
 COMMANDS = {
-    "run": "simmate_k8s.commands.local:run",
-    "flows": "simmate_k8s.commands.local:flows",
-    "results": "simmate_k8s.commands.local:results",
-    "db": "simmate_k8s.commands.local:db",
+    "run": "simmate_k8s.commands.run:run",
+    "flows": "simmate_k8s.commands.flows:flows",
+    "results": "simmate_k8s.commands.results:results",
+    "db": "simmate_k8s.commands.db:db",
     "values": "simmate_k8s.values.command:values",
     "config": "simmate_k8s.commands.config:config",
     "register": "simmate_k8s.commands.register:register",

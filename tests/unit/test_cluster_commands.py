@@ -1,4 +1,4 @@
-"""The cluster commands' shape: one module per noun behind lazy imports, option groups, and the
+"""The commands' shape: one module per noun behind lazy imports, option groups, and the
 one-line refusal of the other backend's options (before any request is sent)."""
 
 import inspect
@@ -18,7 +18,9 @@ HEAVY = ("prefect", "kubernetes", "dask", "distributed", "sqlalchemy")
 
 @pytest.mark.parametrize("args", [["--help"], ["submit", "--help"], ["status", "--help"],
                                   ["logs", "--help"], ["register", "--help"],
-                                  ["config", "--help"]])
+                                  ["config", "--help"], ["run", "--help"], ["flows", "--help"],
+                                  ["results", "--help"], ["db", "--help"],
+                                  ["db", "check", "--help"]])
 def test_help_imports_neither_prefect_nor_kubernetes(args):
     """Each command module imports only click at the top: help costs no Prefect, no Kubernetes
     client, no Dask."""
@@ -52,6 +54,45 @@ def test_option_groups_keep_the_commands_small():
     submit = inspect.signature(cli.get_command(context, "submit").callback).parameters
     assert {"prefect", "job"} <= set(submit)
     assert not {"namespace", "labels", "concurrency", "dry_run"} & set(submit)
+
+
+def test_run_gets_its_options_in_groups():
+    """`run` takes batching, target (with the HPC options) and output as one object each; the
+    command line still names each option on its own."""
+    from simmate_k8s.commands.options import (
+        BatchOptions,
+        ComputeTarget,
+        OutputOptions,
+        compute_target_options,
+        output_options,
+        run_batch_options,
+    )
+
+    run = cli.get_command(click.Context(cli), "run")
+    parameters = inspect.signature(run.callback).parameters
+    assert len(parameters) <= 8, list(parameters)
+    assert {"batching", "target", "output"} <= set(parameters)
+    assert not {"batch_size", "workers", "jobs", "as_json"} & set(parameters)
+    seen = {}
+
+    @click.command()
+    @run_batch_options
+    @compute_target_options
+    @output_options
+    def probe(**groups):
+        seen.update(groups)
+
+    result = CliRunner().invoke(probe, [
+        "--batch-size", "3", "--batch-id", "b1", "--chunk-size", "2", "-w", "3",
+        "--cluster", "slurm", "--jobs", "2", "--walltime", "02:00:00", "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen["batching"] == BatchOptions(batch_size=3, rerun=False, chunk_size=2,
+                                            batch_id="b1")
+    assert seen["output"] == OutputOptions(as_json=True, verbose=False)
+    target = seen["target"]
+    assert isinstance(target, ComputeTarget)
+    assert (target.workers, target.address, target.cluster_system) == (3, None, "slurm")
+    assert (target.hpc.jobs, target.hpc.walltime) == (2, "02:00:00")
 
 
 @pytest.fixture

@@ -446,7 +446,7 @@ def test_batch_size_makes_one_job_per_batch(no_kube, plain, tmp_path):
 def test_the_job_command_is_what_run_accepts(no_kube, plain, tmp_path, monkeypatch):
     """Parse each Job's command with `run` itself, its ConfigMap mounted where the command
     says: the batch gets the submitter's names, parameters and batch id, and the same keys."""
-    from simmate_k8s.commands import local
+    from simmate_k8s.commands import run as run_command
     from simmate_k8s.flows import inputs
     from simmate_k8s.flows.registry import get_workflow
 
@@ -461,14 +461,14 @@ def test_the_job_command_is_what_run_accepts(no_kube, plain, tmp_path, monkeypat
         (container,) = job["spec"]["template"]["spec"]["containers"]
         args = [arg.replace("/inputs/", f"{mounted}/") for arg in container["args"]]
         assert args[:2] == ["simmate-k8s", "run"]
-        context = local.run.make_context("run", args[2:])
+        context = run_command.run.make_context("run", args[2:])
         params = context.params
         assert params["flow_name"] == "relaxation_emt"
         assert params["batch_id"] == option(container["args"], "--batch-id")
         assert params["address"] == configmap_of(plain)["data"]["scheduler-address"]
         assert params["verbose"] is True and params["rerun"] is False
         batch = inputs.from_arguments(workflow, params["inputs"], params["params"])
-        batch.rename(local._names(params["names_file"], len(batch.items)))
+        batch.rename(run_command._names(params["names_file"], len(batch.items)))
         params["names_file"].close()
         assert batch.parameters == {"fmax": 0.02, "max_steps": 500}
         seen += [(item["name"], item["key"]) for item in batch.items]

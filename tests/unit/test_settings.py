@@ -100,7 +100,8 @@ def test_importing_the_package_reads_no_setting():
            "SIMMATE_DATABASE_URL_FILE": "/nonexistent/url"}
     code = ("import simmate_k8s, simmate_k8s.settings, simmate_k8s.database, "
             "simmate_k8s.results, simmate_k8s.flows.library, simmate_k8s.preload, "
-            "simmate_k8s.engine, simmate_k8s.server, simmate_k8s.commands.local, "
+            "simmate_k8s.engine, simmate_k8s.server, simmate_k8s.commands.run, "
+            "simmate_k8s.commands.flows, simmate_k8s.commands.results, simmate_k8s.commands.db, "
             "simmate_k8s.commands.config, simmate_k8s.commands.register, "
             "simmate_k8s.commands.submit, simmate_k8s.commands.runs, simmate_k8s.backends, "
             "simmate_k8s.backends.prefect_server, simmate_k8s.backends.kube_job")

@@ -1,12 +1,14 @@
-"""Option groups of the cluster commands: small decorators that add a related set of options
-and hand them to the command as one dataclass, and the `--backend` choice that opens a
+"""Option groups of the commands: small decorators that add a related set of options and hand
+them to the command as one dataclass, and the `--backend` choice that opens a
 :mod:`simmate_k8s.backends` backend after refusing the other backend's options.
 
-Only click is imported here (the backends are imported when one is opened).
+Only click is imported here (the backends are imported when one is opened, the HPC options when
+`run` is).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -51,24 +53,113 @@ class JobTarget(_Group):
     dry_run: bool = False
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How the inputs are split into batches (one flow run each) and resumed."""
+
+    batch_size: int | None = None
+    rerun: bool = False
+    chunk_size: int | None = None  # `run` only
+    batch_id: str | None = None  # `run` only
+
+
+@dataclass(frozen=True)
+class ComputeTarget:
+    """Where `run` computes: a local Dask cluster, an existing scheduler, or HPC batch jobs."""
+
+    workers: int = 2
+    address: str | None = None
+    cluster_system: str = "local"
+    hpc: object = None  # simmate_k8s.hpc.HpcOptions
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    as_json: bool = False
+    verbose: bool = False
+
+
 def _group(cls, keyword: str, options: list[tuple[tuple[str, ...], str, dict]], hint: str = ""):
     """A decorator adding ``options`` — (flags, field of ``cls``, click.option keywords) — to a
     command, which gets them as one ``cls`` instance under ``keyword``."""
     def decorate(function):
         @functools.wraps(function)
         def command(*args, **kwargs):
-            context = click.get_current_context()
-            given = tuple(flags[0] for flags, name, _ in options
-                          if context.get_parameter_source(name) in (
-                              ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT))
             values = {name: kwargs.pop(name) for _, name, _ in options}
-            kwargs[keyword] = cls(given=given, hint=hint, **values)
+            if issubclass(cls, _Group):  # a backend's group: which of its options were given
+                context = click.get_current_context()
+                values["given"] = tuple(
+                    flags[0] for flags, name, _ in options
+                    if context.get_parameter_source(name) in (
+                        ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT))
+                values["hint"] = hint
+            kwargs[keyword] = cls(**values)
             return function(*args, **kwargs)
 
         for flags, name, settings in reversed(options):
             command = click.option(*flags, name, **settings)(command)
         return command
     return decorate
+
+
+_BATCH = [
+    (("--batch-size",), "batch_size", {
+        "type": click.IntRange(1, 1_000_000), "default": None,
+        "help": "At most this many inputs per flow run (one batch each) "
+                "[default: all inputs in one flow run]."}),
+    (("--rerun",), "rerun", {"is_flag": True,
+                             "help": "Compute again even what is already completed."}),
+]
+
+# `submit`: what splits and resumes a batch
+batch_options = _group(BatchOptions, "batching", _BATCH)
+
+# `run`: the same, and how the batch is computed here
+run_batch_options = _group(BatchOptions, "batching", [
+    *_BATCH,
+    (("--chunk-size",), "chunk_size", {
+        "type": click.IntRange(1, 100_000), "default": None,
+        "help": "Items per Prefect task [default: 1, more when there are over "
+                "50 items per worker]."}),
+    (("--batch-id",), "batch_id", {
+        "metavar": "ID", "help": "Name the batch (one flow run) [default: a new UUID]."}),
+])
+
+_TARGET = [
+    (("--workers", "-w"), "workers", {
+        "type": click.IntRange(1, 512), "default": 2, "show_default": True,
+        "help": "Worker processes of the local Dask cluster."}),
+    (("--address",), "address", {
+        "envvar": "SIMMATE_DASK_ADDRESS", "metavar": "tcp://HOST:PORT",
+        "help": "Use this Dask scheduler instead of a local cluster "
+                "[env SIMMATE_DASK_ADDRESS]. Its workers need the preload. A tls:// "
+                "scheduler needs DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+                "..._TLS__CLIENT__CERT and ..._TLS__CLIENT__KEY."}),
+    (("--cluster",), "cluster_system", {
+        "default": "local", "show_default": True,
+        "type": click.Choice(["local", "slurm", "pbs", "sge", "lsf", "htcondor"]),
+        "help": "Where the workers run: a local cluster, or batch jobs of a queue system "
+                "(the scheduler lives in this process; options below as for "
+                "`simmate-k8s workers`)."}),
+]
+
+
+def compute_target_options(function):
+    """`run`: --workers, --address, --cluster and the HPC job options, as one ComputeTarget."""
+    from simmate_k8s.hpc import hpc_options  # click and the standard library only
+
+    @functools.wraps(function)
+    def command(*args, target, hpc, **kwargs):
+        return function(*args, target=dataclasses.replace(target, hpc=hpc), **kwargs)
+
+    command = hpc_options(system=None, join=False, dry_run=False, pass_as="hpc")(command)
+    return _group(ComputeTarget, "target", _TARGET)(command)
+
+
+output_options = _group(OutputOptions, "output", [
+    (("--json",), "as_json", {"is_flag": True, "help": "Print the outcome as JSON."}),
+    (("--verbose", "-v"), "verbose", {"is_flag": True, "help": "Show Prefect's task logs."}),
+])
 
 
 PROJECT_HELP = "Prefect project [default: `config set project`, or simmate]."

@@ -56,6 +56,24 @@ def print_csv(columns, rows: list[dict]) -> None:
                          for c in columns])
 
 
+def row_state(row: dict) -> str:
+    """A result row's status as shown: "cached" for an item found already done."""
+    return "cached" if row.get("cached") else row["status"]
+
+
+def describe_result(result: dict | None) -> str:
+    """A result in a table cell: the energies (and steps) of a relaxation, else key=value."""
+    if not result:
+        return ""
+    if "energy_ev" in result:
+        text = f"{result['energy_ev']:.6f} eV ({result['energy_per_atom_ev']:.6f} eV/atom)"
+        if "steps" in result:
+            text += f", {result['steps']} steps" + ("" if result.get("converged", True)
+                                                     else " (not converged)")
+        return text
+    return ", ".join(f"{key}={value}" for key, value in result.items())
+
+
 class _NoBar:
     def update(self, n: int) -> None:
         pass

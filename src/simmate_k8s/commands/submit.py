@@ -11,9 +11,9 @@ import contextlib
 
 import click
 
-from simmate_k8s.commands.local import batch_options
 from simmate_k8s.commands.options import (
     backend_option,
+    batch_options,
     job_submit_options,
     open_backend,
     prefect_options,
@@ -39,8 +39,8 @@ from simmate_k8s.commands.runs import exit_from_states, follow_runs
 @backend_option("Prefect Server flow runs, or plain Kubernetes Jobs.")
 @prefect_options
 @job_submit_options
-def submit(flow_name, inputs, params, batch_size, rerun, preset, run_name, watch, as_json,
-           backend, prefect, job):
+def submit(flow_name, inputs, params, batching, preset, run_name, watch, as_json, backend,
+           prefect, job):
     """Submit FLOW on every INPUT to the cluster as one batch: one flow run (and one Job).
 
     INPUT is a POSCAR file, a directory of them, or a quoted glob. Every input is checked
@@ -67,7 +67,8 @@ def submit(flow_name, inputs, params, batch_size, rerun, preset, run_name, watch
     batch = batch_inputs.from_arguments(workflow, inputs, params)
     for warning in batch.warnings:
         click.echo(f"warning: {warning}", err=True)
-    submission = Submission(batch.split(batch_size), tuple(params), rerun, preset, run_name)
+    submission = Submission(batch.split(batching.batch_size), tuple(params), batching.rerun,
+                            preset, run_name)
     if job.dry_run:
         _print_objects(runs.dry_run(submission), as_json)
         return
