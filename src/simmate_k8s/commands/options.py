@@ -162,6 +162,18 @@ output_options = _group(OutputOptions, "output", [
 ])
 
 
+def flow_arguments(function):
+    """FLOW, its INPUTs and --param KEY=VALUE: what `run` and `submit` both compute."""
+    for decorator in reversed((
+        click.argument("flow_name", metavar="FLOW"),
+        click.argument("inputs", nargs=-1, metavar="[INPUT]..."),
+        click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Set a workflow parameter (see `simmate-k8s flows`); repeatable."),
+    )):
+        function = decorator(function)
+    return function
+
+
 PROJECT_HELP = "Prefect project [default: `config set project`, or simmate]."
 
 

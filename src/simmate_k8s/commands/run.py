@@ -19,6 +19,7 @@ from simmate_k8s.commands.options import (
     BatchOptions,
     ComputeTarget,
     compute_target_options,
+    flow_arguments,
     output_options,
     run_batch_options,
 )
@@ -29,10 +30,7 @@ TABLE_ROWS = 50  # a larger batch prints its failures and a summary; `results` h
 
 
 @click.command()
-@click.argument("flow_name", metavar="FLOW")
-@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="Set a workflow parameter (see `simmate-k8s flows`); repeatable.")
+@flow_arguments
 @run_batch_options
 @compute_target_options
 @click.option("--input-names", "names_file", hidden=True, type=click.File(),

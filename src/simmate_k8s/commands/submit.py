@@ -14,6 +14,7 @@ import click
 from simmate_k8s.commands.options import (
     backend_option,
     batch_options,
+    flow_arguments,
     job_submit_options,
     open_backend,
     prefect_options,
@@ -22,10 +23,7 @@ from simmate_k8s.commands.runs import exit_from_states, follow_runs
 
 
 @click.command()
-@click.argument("flow_name", metavar="FLOW")
-@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="Set a workflow parameter (see `simmate-k8s flows`); repeatable.")
+@flow_arguments
 @batch_options
 @click.option("--preset", default=None, metavar="NAME",
               help="Resources of the flow-run Job: a preset of the release's "
